@@ -1,0 +1,265 @@
+"""The scene design config: factors and levels, the design, distractors, splits, questions, image and
+renderer settings. Read from TOML or YAML and validated strictly (unknown keys and values are errors
+that name the file and the field). Presets ship in `presets/`. No bpy here."""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scenes2real.errors import InputError
+
+from .labels import TASKS
+from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
+
+FACTORS = ("shape", "color", "size", "material")
+SPLITS = ("train", "val", "test")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageConfig(Strict):
+    width: int = Field(336, ge=16, le=8192)
+    height: int = Field(336, ge=16, le=8192)
+    background: tuple[int, int, int] = (0, 0, 0)  # flat style only
+
+
+class RenderConfig(Strict):
+    style: Literal["flat", "3d"] = "flat"
+    engine: Literal["workbench", "cycles", "eevee"] = "workbench"
+    samples: int = Field(16, ge=1, le=4096)   # Cycles/EEVEE samples; Workbench anti-aliasing samples
+    device: Literal["cpu", "gpu"] = "cpu"
+    composite: bool = True   # flat style: render each object appearance once and composite (exact, see README)
+    min_visible: float = Field(0.6, ge=0.0, le=1.0)   # least visible share of an object (3d occlusion)
+    margin_px: int = Field(1, ge=0)   # objects must keep this distance from the image border
+    workers_restart_every: int = Field(300, ge=1)
+
+
+class CameraConfig(Strict):
+    """3d style: a perspective camera looking at the ground's origin."""
+    elevation: float = Field(50.0, gt=5.0, le=90.0)   # degrees above the ground
+    azimuth: float = 0.0
+    distance: float = Field(14.0, gt=0.0)
+    lens: float = Field(35.0, gt=1.0)   # mm, 36 mm sensor
+
+
+class GridConfig(Strict):
+    rows: int = Field(9, ge=3)
+    cols: int = Field(9, ge=3)
+
+    @model_validator(mode="after")
+    def _thirds(self):
+        if self.rows % 3 or self.cols % 3:
+            raise ValueError("rows and cols must be multiples of 3 (each area is a block of cells)")
+        return self
+
+
+class MaterialConfig(Strict):
+    metallic: float = Field(0.0, ge=0.0, le=1.0)
+    roughness: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class FactorsConfig(Strict):
+    shapes: list[str] = Field(min_length=1)
+    colors: dict[str, tuple[int, int, int]] = Field(min_length=1)   # name -> sRGB 0..255
+    sizes: dict[str, float] = Field(min_length=1)   # flat: share of a cell; 3d: longest side in metres
+    materials: dict[str, MaterialConfig] = Field(default_factory=dict)
+
+    @field_validator("colors")
+    @classmethod
+    def _rgb(cls, v):
+        for name, rgb in v.items():
+            if any(not 0 <= c <= 255 for c in rgb):
+                raise ValueError(f"colour {name!r}: expected three integers in 0..255, got {list(rgb)}")
+        return v
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v):
+        for name, s in v.items():
+            if s <= 0:
+                raise ValueError(f"size {name!r}: expected a positive number, got {s}")
+        return v
+
+    @field_validator("shapes")
+    @classmethod
+    def _unique(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("shapes: each shape once")
+        return v
+
+
+SplitSpec = Literal["train", "val", "test"] | dict[Literal["train", "val", "test"], float]
+
+
+class SubsetConfig(Strict):
+    """A part of the design: a Cartesian product over some levels of each factor (all levels when a
+    factor is not named), sent to one split or divided between splits by fractions."""
+    name: str
+    shapes: list[str] | None = None
+    colors: list[str] | None = None
+    sizes: list[str] | None = None
+    materials: list[str] | None = None
+    split: SplitSpec | None = None   # default: the design's splits.fractions
+
+
+class DesignConfig(Strict):
+    kind: Literal["exhaustive", "balanced"] = "exhaustive"
+    repeat: int = Field(1, ge=1)      # exhaustive: every combination this many times
+    scenes: int | None = Field(None, ge=1)   # balanced: how many scenes in all
+    subsets: list[SubsetConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _kind(self):
+        if self.kind == "balanced" and self.scenes is None:
+            raise ValueError("a balanced design needs 'scenes' (how many scenes in all)")
+        if self.kind == "exhaustive" and self.scenes is not None:
+            raise ValueError("'scenes' is for balanced designs; an exhaustive design uses 'repeat'")
+        names = [s.name for s in self.subsets]
+        if len(set(names)) != len(names):
+            raise ValueError("subset names must be unique")
+        return self
+
+
+class DistractorConfig(Strict):
+    count: int = Field(0, ge=0, le=20)
+    variations: int = Field(1, ge=1)   # each target combination rendered this many times with other distractors
+
+
+class SplitsConfig(Strict):
+    fractions: dict[Literal["train", "val", "test"], float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.2})
+    # factors whose level combinations must never occur in two splits (e.g. ["shape", "color"])
+    heldout: list[Literal["shape", "color", "size", "material"]] = Field(default_factory=list)
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum(cls, v):
+        if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-9:
+            raise ValueError(f"fractions must be >= 0 and sum to 1, got {dict(v)}")
+        return v
+
+
+class QuestionsConfig(Strict):
+    tasks: list[Literal["area9", "horizontal", "vertical", "open"]] = Field(default_factory=lambda: ["area9"])
+    describe: list[Literal["size", "color", "material", "shape"]] = Field(default_factory=lambda: ["color", "shape"])
+    template: str = DEFAULT_TEMPLATE
+    open_template: str = DEFAULT_OPEN_TEMPLATE
+
+    @field_validator("describe")
+    @classmethod
+    def _shape_named(cls, v):
+        if "shape" not in v:
+            raise ValueError("describe must include 'shape' (the noun of the question)")
+        order = ["size", "color", "material", "shape"]
+        return sorted(set(v), key=order.index)
+
+    @field_validator("template")
+    @classmethod
+    def _fields(cls, v):
+        if "{question}" not in v or "{options}" not in v:
+            raise ValueError("template must contain {question} and {options}")
+        return v
+
+
+class DesignFile(Strict):
+    """A whole design config file."""
+    name: str
+    description: str = ""
+    seed: int = 0
+    image: ImageConfig = ImageConfig()
+    render: RenderConfig = RenderConfig()
+    camera: CameraConfig = CameraConfig()
+    grid: GridConfig = GridConfig()
+    factors: FactorsConfig
+    design: DesignConfig = DesignConfig()
+    distractors: DistractorConfig = DistractorConfig()
+    splits: SplitsConfig = SplitsConfig()
+    questions: QuestionsConfig = QuestionsConfig()
+    assets: str | None = None   # a user asset folder, searched before the shipped library
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        levels = {"shapes": self.factors.shapes, "colors": list(self.factors.colors),
+                  "sizes": list(self.factors.sizes), "materials": list(self.factors.materials)}
+        for i, sub in enumerate(self.design.subsets):
+            for key, allowed in levels.items():
+                for level in getattr(sub, key) or []:
+                    if level not in allowed:
+                        raise ValueError(f"design.subsets[{i}].{key}: unknown level {level!r}; "
+                                         f"expected one of {', '.join(allowed) or '(none declared)'}")
+            if isinstance(sub.split, dict) and abs(sum(sub.split.values()) - 1.0) > 1e-9:
+                raise ValueError(f"design.subsets[{i}].split: fractions must sum to 1")
+        if self.render.style == "flat" and self.factors.materials:
+            raise ValueError("factors.materials: flat scenes have no materials (use render.style = '3d')")
+        if "material" in self.questions.describe and not self.factors.materials:
+            raise ValueError("questions.describe: 'material' named but factors.materials is empty")
+        return self
+
+    def digest(self) -> str:
+        """Hash of the validated config (stable key order), stored in the manifest."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_error(path: str, err: ValidationError) -> str:
+    e = err.errors()[0]
+    field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif e["type"] == "literal_error":
+        msg = f"got {e.get('input')!r}; {msg.lower()}"
+    return f"{path}: field '{field}': {msg}"
+
+
+def parse_design(data: dict, source: str) -> DesignFile:
+    try:
+        return DesignFile.model_validate(data)
+    except ValidationError as err:
+        raise InputError(_format_error(source, err)) from None
+
+
+def load_design(path: str | Path) -> DesignFile:
+    """Read a TOML or YAML design file; every problem becomes one InputError line naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (expected a design config, .toml or .yaml)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise InputError(f"{path}: unknown config format {path.suffix!r} (expected .toml, .yaml or .yml)")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"{path}: not valid {path.suffix[1:].upper()}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a table of settings at the top level")
+    return parse_design(data, str(path))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("blender_scenes.presets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> DesignFile:
+    if name not in preset_names():
+        raise InputError(f"unknown preset {name!r}; expected one of {', '.join(preset_names())}")
+    ref = resources.files("blender_scenes.presets") / f"{name}.toml"
+    return parse_design(tomllib.loads(ref.read_text(encoding="utf-8")), f"preset {name}")
+
+
+def load_config_or_preset(config: str | None, preset: str | None) -> DesignFile:
+    if bool(config) == bool(preset):
+        raise InputError("give a design config file or --preset NAME (exactly one)")
+    return load_design(config) if config else load_preset(preset)

@@ -1,0 +1,116 @@
+"""Question records (DESIGN.md), the one prompt builder, balanced option orders, and JSONL I/O.
+
+Training and evaluation both build prompts with `build_prompt`; this module imports no bpy or torch.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scenes2real.errors import InputError
+
+from .labels import LABELS
+
+DEFAULT_TEMPLATE = "Answer using as few words as possible. {question} Choose from [{options}]."
+DEFAULT_OPEN_TEMPLATE = "Answer using as few words as possible. {question}"
+
+Task = Literal["area9", "horizontal", "vertical", "open"]
+
+
+class QuestionRecord(BaseModel):
+    """One question about one target object; one JSON object per line in `questions/{split}.jsonl`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    image: str
+    task: Task
+    question: str
+    options: list[str] = Field(default_factory=list)
+    answer: str
+    target: dict[str, Any] = Field(default_factory=dict)
+    source: Literal["synthetic", "coco"] = "synthetic"
+    split: str = "test"
+
+
+def build_prompt(question: str, options: list[str], template: str = DEFAULT_TEMPLATE,
+                 open_template: str = DEFAULT_OPEN_TEMPLATE) -> str:
+    """The text a model sees: the template filled with the question and its options (if any)."""
+    if options:
+        return template.format(question=question, options=", ".join(options))
+    return open_template.format(question=question)
+
+
+def record_prompt(record: QuestionRecord, template: str = DEFAULT_TEMPLATE,
+                  open_template: str = DEFAULT_OPEN_TEMPLATE) -> str:
+    return build_prompt(record.question, record.options, template, open_template)
+
+
+def describe(attributes: dict[str, str], order: Iterable[str]) -> str:
+    """'red star' from {'color': 'red', 'shape': 'star'} and the order ('color', 'shape')."""
+    return " ".join(attributes[k] for k in order if attributes.get(k))
+
+
+def question_text(description: str) -> str:
+    return f"Where is the {description}?"
+
+
+def options_with_answer(task: str, answer: str, correct_index: int, rng: random.Random) -> list[str]:
+    """The task's labels in a shuffled order with `answer` at `correct_index` (open task: no options)."""
+    if task == "open":
+        return []
+    others = [label for label in LABELS[task] if label != answer]
+    rng.shuffle(others)
+    others.insert(correct_index, answer)
+    return others
+
+
+def balanced_indices(n: int, k: int, rng: random.Random) -> list[int]:
+    """n correct-option positions in 0..k-1, each used n/k times (within 1), in a shuffled order."""
+    out: list[int] = []
+    while len(out) < n:
+        block = list(range(k))
+        rng.shuffle(block)
+        out.extend(block)
+    return out[:n]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    from .dataset import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_questions(path: str | Path) -> list[QuestionRecord]:
+    """Read and validate a question file; errors name the file, the line and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (expected a question file, *.jsonl)")
+    records: list[QuestionRecord] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(QuestionRecord.model_validate_json(line))
+            except ValidationError as err:
+                e = err.errors()[0]
+                field = ".".join(str(p) for p in e["loc"]) or "line"
+                raise InputError(f"{path}:{lineno}: field '{field}': {e['msg']}") from None
+    return records
+
+
+def resolve_image(record: QuestionRecord, questions_path: str | Path) -> Path:
+    """A record's image path: absolute as given, else relative to the dataset root of its file.
+
+    The root is the folder above `questions/` for our datasets, else the file's own folder."""
+    image = Path(record.image)
+    if image.is_absolute():
+        return image
+    qdir = Path(questions_path).resolve().parent
+    root = qdir.parent if qdir.name == "questions" else qdir
+    return root / image

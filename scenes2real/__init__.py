@@ -1,0 +1,1 @@
+"""scenes2real: the command line and the few pieces every package shares (errors)."""
