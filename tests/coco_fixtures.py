@@ -70,7 +70,7 @@ def instances(images: list[dict], annotations: list[dict], categories: list[dict
     return {"info": {"description": "test fixture", "version": "1.0", "year": 2017},
             "licenses": [{"url": "", "id": 1, "name": "test"}],
             "images": images, "annotations": annotations,
-            "categories": COCO_CATEGORIES if categories is None else categories}
+            "categories": [dict(c) for c in (COCO_CATEGORIES if categories is None else categories)]}
 
 
 def write_instances(path: str | Path, data: dict) -> Path:
