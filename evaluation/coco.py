@@ -18,6 +18,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from blender_scenes.labels import AREAS, LABELS, TASKS, area_of_box, distance_to_third_line, label_of_box
 from blender_scenes.questions import (QuestionRecord, balanced_indices, describe, options_with_answer,
@@ -274,17 +275,17 @@ def _image_path(file_name: str, images: str | Path | None) -> str:
     return str(Path(images) / file_name) if images else file_name
 
 
-def build_questions(targets: list[Target], settings: CocoQuestionSettings, split: str,
-                    images: str | Path | None = None) -> list[QuestionRecord]:
-    """One record per target and task; the correct option's position is balanced per task (seeded)."""
-    records: list[QuestionRecord] = []
+def iter_questions(targets: list[Target], settings: CocoQuestionSettings, split: str,
+                   images: str | Path | None = None) -> Iterator[QuestionRecord]:
+    """One record per target and task, task by task; the correct option's position is balanced per task
+    (seeded). A generator, so train2017-size files are written without holding every record."""
     for task in settings.tasks:
         rng = random.Random(f"{settings.seed}:{task}")
         slots = balanced_indices(len(targets), len(LABELS[task]), rng)
         for t, slot in zip(targets, slots):
             ann, img = t.ann, t.img
             answer = label_of_box(ann["bbox"], img["width"], img["height"], task)
-            records.append(QuestionRecord(
+            yield QuestionRecord(
                 id=f"coco-{img['id']}-{ann['id']}-{task}",
                 image=_image_path(img["file_name"], images),
                 task=task,
@@ -297,27 +298,19 @@ def build_questions(targets: list[Target], settings: CocoQuestionSettings, split
                         "image_width": img["width"], "image_height": img["height"], **t.attributes},
                 source=settings.source,
                 split=split,
-            ))
-    return records
+            )
 
 
-def coco_questions(instances: str | Path, settings: CocoQuestionSettings | None = None,
-                   images: str | Path | None = None) -> tuple[list[QuestionRecord], dict]:
-    """Question records from an instances file, and a summary of what was kept and dropped."""
-    settings = settings or CocoQuestionSettings()
+def select(instances: str | Path, settings: CocoQuestionSettings) -> tuple[list[Target], str, dict]:
+    """The targets of an instances file under `settings`, the split name, and a summary of the choice."""
     settings.check()
     path = Path(instances)
-    with _no_gc():
-        return _coco_questions(path, settings, images)
-
-
-def _coco_questions(path: Path, settings: CocoQuestionSettings, images) -> tuple[list[QuestionRecord], dict]:
     coco = load_instances(path)
     split = settings.split or split_of(path)
     targets, dropped = select_targets(coco, settings, path)
     candidates = len(targets)
     targets = balance_and_limit(targets, settings, path, dropped)
-    records = build_questions(targets, settings, split, images)
+    per_area = Counter(t.area_label for t in targets)
     summary = {
         "instances": str(path),
         "split": split,
@@ -328,19 +321,28 @@ def _coco_questions(path: Path, settings: CocoQuestionSettings, images) -> tuple
                     for reason in ("crowd", "repeated", "small", "ambiguous", "balance", "limit")},
         "candidates": candidates,
         "targets": len(targets),
-        "targets_per_area": dict(Counter(t.area_label for t in targets).most_common()),
-        "questions": dict(Counter(r.task for r in records)),
+        "targets_per_area": {area: per_area.get(area, 0) for area in AREAS},
+        "questions": {task: len(targets) for task in settings.tasks},
         "settings": asdict(settings),
     }
-    summary["targets_per_area"] = {area: summary["targets_per_area"].get(area, 0) for area in AREAS}
-    return records, summary
+    return targets, split, summary
+
+
+def coco_questions(instances: str | Path, settings: CocoQuestionSettings | None = None,
+                   images: str | Path | None = None) -> tuple[list[QuestionRecord], dict]:
+    """Question records from an instances file, and a summary of what was kept and dropped."""
+    settings = settings or CocoQuestionSettings()
+    with _no_gc():
+        targets, split, summary = select(instances, settings)
+        return list(iter_questions(targets, settings, split, images)), summary
 
 
 def write_coco_questions(instances: str | Path, out: str | Path, images: str | Path | None = None,
                          settings: CocoQuestionSettings | None = None) -> dict:
     """Build the questions and write them atomically to `out` (JSONL); returns the summary."""
-    records, summary = coco_questions(instances, settings, images)
+    settings = settings or CocoQuestionSettings()
     with _no_gc():
-        write_jsonl(Path(out), (r.model_dump() for r in records))
+        targets, split, summary = select(instances, settings)
+        write_jsonl(Path(out), (r.model_dump() for r in iter_questions(targets, settings, split, images)))
     summary["out"] = str(out)
     return summary

@@ -155,3 +155,24 @@ def test_score_cli_prints_summary(run):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["accuracy"] == pytest.approx(4 / 9) and summary["tasks"]["area9"]["n"] == 6
+
+
+def test_three_way_tasks_get_accuracy_per_true_area(tmp_path):
+    """Horizontal questions whose targets carry their nine-way area: accuracy per area, worked by hand."""
+    specs = [("top left", "left"), ("bottom left", "left"), ("bottom left", "left"), ("center", "center"),
+             ("top right", "right")]
+    records = [QuestionRecord(id=f"h{i}", image="x.jpg", task="horizontal", question="Where is the dog?",
+                              options=["left", "center", "right"], answer=answer,
+                              target={"area_label": area})
+               for i, (area, answer) in enumerate(specs)]
+    questions = tmp_path / "q.jsonl"
+    write_jsonl(questions, [r.model_dump() for r in records])
+    raws = ["left", "left", "center", "middle", "left"]  # right, right, wrong, right, wrong
+    write_jsonl(tmp_path / "run" / "predictions.jsonl", [{"id": f"h{i}", "raw": r} for i, r in enumerate(raws)])
+    horizontal = score_run(tmp_path / "run", questions, bootstrap=0)["tasks"]["horizontal"]
+    assert horizontal["accuracy_by_area9"]["top left"] == 1.0
+    assert horizontal["accuracy_by_area9"]["bottom left"] == 0.5
+    assert horizontal["accuracy_by_area9"]["top right"] == 0.0
+    assert horizontal["support_by_area9"]["bottom left"] == 2
+    assert horizontal["accuracy_grid_area9"] == [[1.0, None, 0.0], [None, 1.0, None], [0.5, None, None]]
+    assert horizontal["accuracy_grid"] == [[pytest.approx(2 / 3), 1.0, 0.0]]
