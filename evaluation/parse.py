@@ -25,7 +25,7 @@ _VERTICAL = {"top": "top", "upper": "top", "uppermost": "top", "topmost": "top",
              "bottom": "bottom", "lower": "bottom", "lowermost": "bottom", "bottommost": "bottom"}
 _HORIZONTAL = {"left": "left", "leftmost": "left", "lefthand": "left",
                "right": "right", "rightmost": "right", "righthand": "right"}
-_CENTER = {"center", "centre", "middle", "central", "mid", "centered", "centred", "centermost"}
+_CENTER = {"center", "centre", "middle", "central", "centrally", "mid", "centered", "centred", "centermost"}
 # Words that may sit inside one position phrase ("top of the left side", "middle-left corner").
 _FILLER = {"the", "of", "in", "on", "at", "to", "side", "sides", "corner", "part", "portion", "area",
            "region", "section", "half", "third", "hand", "edge", "quadrant", "cell", "square", "most"}
