@@ -36,7 +36,7 @@ class CocoQuestionSettings:
     split: str | None = None              # default: train/val/test found in the file name, else its stem
     exclude_crowd: bool = False           # drop crowd boxes and categories with a crowd region in the image
     min_area: float | None = None         # drop boxes with w*h < min_area * W*H
-    ambiguity_margin: float | None = None  # drop centres within this fraction of a side of a third line
+    ambiguity_margin: float | None = None  # drop centres within this fraction of a side of a third line (0: on it)
     balance_areas: bool = False           # subsample targets to the same count in each of the nine areas
     limit: int | None = None              # at most this many targets, a seeded sample
     attributes: list[str] = field(default_factory=list)  # annotation keys said before the category
