@@ -210,3 +210,14 @@ def test_cycles_renders_a_small_scene(tmp_path):
     mask = decode_mask(target["segmentation"])
     # the target's pixels differ from the ground around it
     assert np.abs(image[mask].mean(0) - image[~mask].mean(0)).max() > 5
+
+
+@pytest.mark.slow
+def test_eevee_renders_a_small_scene(tmp_path):
+    # EEVEE compiles its shaders on the CPU here (~40 s for the first scene): not in the default run
+    cfg = variant("clevr", image__width=64, image__height=64, render__samples=4, render__engine="eevee")
+    run(cfg, tmp_path, limit=1, splits=["train"], progress=False)
+    (rec,) = scenes_of(tmp_path)
+    target = rec["objects"][0]
+    assert rec["render"]["engine"] == "eevee"
+    assert target["area"] == area_of_box(target["bbox"], 64, 64) == area_of_cell(*target["cell"], 9, 9)
