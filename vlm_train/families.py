@@ -94,9 +94,12 @@ _IDEFICS3_TEMPLATE = (
 # --- tiny configs ------------------------------------------------------------------------------------------
 
 # A small language model shared by all tiny checkpoints: 2 layers, width 32, grouped-query attention.
+# Weights drawn wider than the usual 0.02 so that greedy answers depend on the image and the question
+# (tests of batching and resume compare answers; with near-constant logits every answer is the same).
+_INIT = dict(initializer_range=0.5)
 _TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=4096)
-_TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+                  num_key_value_heads=2, max_position_embeddings=4096, **_INIT)
+_TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, **_INIT)
 
 
 def _qwen_text(tid, vocab):
@@ -114,14 +117,14 @@ def _qwen_vision_ids(tid):
 def _qwen2_5_vl_config(tid, vocab):
     return dict(text_config=_qwen_text(tid, vocab),
                 vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32,
-                                   fullatt_block_indexes=[1], window_size=56),
-                **_qwen_vision_ids(tid))
+                                   fullatt_block_indexes=[1], window_size=56, **_INIT),
+                **_qwen_vision_ids(tid), **_INIT)
 
 
 def _qwen2_vl_config(tid, vocab):
     return dict(text_config=_qwen_text(tid, vocab),
-                vision_config=dict(depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4),
-                **_qwen_vision_ids(tid))
+                vision_config=dict(depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4, **_INIT),
+                **_qwen_vision_ids(tid), **_INIT)
 
 
 def _llava_onevision_config(tid, vocab):
@@ -131,14 +134,14 @@ def _llava_onevision_config(tid, vocab):
                 vision_config=dict(_TINY_SIGLIP, model_type="siglip_vision_model", image_size=28, patch_size=14),
                 image_token_index=tid("<image>"), video_token_index=tid("<video>"),
                 vision_feature_layer=-1, vision_feature_select_strategy="full",
-                image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]])
+                image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]], **_INIT)
 
 
 def _idefics3_config(tid, vocab):
     text = dict(_TINY_TEXT, model_type="llama", vocab_size=vocab, bos_token_id=tid("<|begin_of_text|>"),
                 eos_token_id=tid("<end_of_utterance>"), pad_token_id=tid("<|end_of_text|>"))
     return dict(text_config=text, vision_config=dict(_TINY_SIGLIP, image_size=28, patch_size=14),
-                image_token_id=tid("<image>"), scale_factor=2)
+                image_token_id=tid("<image>"), scale_factor=2, **_INIT)
 
 
 # Qwen's image processor: 14-pixel patches merged 2x2, so 28x28 pixels make one token; 4..16 tokens per image.
@@ -199,7 +202,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
             # 28-pixel tiles of 2x2 patches; anyres picks a 1x1..2x2 grid of tiles for the image
             image_processor=("LlavaOnevisionImageProcessor",
                              dict(size={"height": 28, "width": 28},
-                                  image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]])),
+                                  image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]], **_INIT)),
             video_processor=("LlavaOnevisionVideoProcessor", dict(size={"height": 28, "width": 28})),
             processor_kwargs={"num_image_tokens": 4, "vision_feature_select_strategy": "full"}),
     ),
