@@ -263,8 +263,8 @@ def _answer(model, processor, generation_config, todo, predictions: Path, settin
         for batch in batches(todo, settings.batch_size):
             images = [open_image(path, settings.questions) for _, path in batch]
             start = time.perf_counter()
-            answers = generate_answers(model, processor, [record_prompt(r) for r, _ in batch], images,
-                                       generation_config)
+            answers = _generate_fitting(model, processor, [record_prompt(r) for r, _ in batch], images,
+                                        generation_config)
             seconds += time.perf_counter() - start
             fh.write("".join(json.dumps(prediction_row(r, raw), ensure_ascii=False) + "\n"
                              for (r, _), raw in zip(batch, answers)))
@@ -273,6 +273,22 @@ def _answer(model, processor, generation_config, todo, predictions: Path, settin
             bar.update(len(batch))
     bar.close()
     return seconds
+
+
+def _generate_fitting(model, processor, prompts: list[str], images: list, generation_config) -> list[str]:
+    """generate_answers, halving the batch when the GPU runs out of memory (left padding keeps the
+    answers the same whatever the batch)."""
+    import torch
+
+    try:
+        return generate_answers(model, processor, prompts, images, generation_config)
+    except torch.cuda.OutOfMemoryError:
+        if len(prompts) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(prompts) // 2
+        return (_generate_fitting(model, processor, prompts[:half], images[:half], generation_config)
+                + _generate_fitting(model, processor, prompts[half:], images[half:], generation_config))
 
 
 def _environment(model, device: str, dtype) -> dict[str, Any]:
