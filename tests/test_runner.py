@@ -14,7 +14,7 @@ from blender_scenes.labels import LABELS
 from blender_scenes.questions import options_with_answer, question_text
 from scenes2real.cli import cli
 
-FAMILIES_RUN = ["qwen2_5_vl", "qwen2_vl", "llava_onevision", "idefics3", "smolvlm"]
+FAMILIES_RUN = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl", "llava_onevision", "internvl", "idefics3", "smolvlm"]
 DESCRIPTIONS = ["red star", "blue circle", "green square", "yellow triangle", "dog", "car"]
 
 
