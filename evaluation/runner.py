@@ -64,6 +64,8 @@ def check_model_source(model: str, adapter: str | None) -> None:
     """A local checkpoint folder needs config.json; anything else must be a Hugging Face id transformers can
     resolve (downloaded or in the cache). Only the config is read here, never the weights."""
     path = Path(model)
+    if model.startswith(("/", "./", "../", "~")) and not path.exists():
+        raise InputError(f"--model {model}: folder not found (expected a checkpoint folder or a Hugging Face id)")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(f"--model {model}: folder has no config.json (expected a transformers checkpoint)")
@@ -231,9 +233,9 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     done = {row["id"] for row in completed_rows(predictions)}
     todo = [(record, image) for record, image in items if record.id not in done]
     info = run_record(settings)
+    device = pick_device(settings.device)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        device = pick_device(settings.device)
         dtype = pick_dtype(settings.dtype, device)
         model, processor = load_model(settings.model, settings.adapter, device, dtype)
         generation_config = greedy_config(model, processor, settings.max_new_tokens)
