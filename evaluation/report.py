@@ -11,26 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from blender_scenes.dataset import atomic_write_bytes, atomic_write_json, atomic_write_text
-from blender_scenes.labels import LABELS
+from blender_scenes.labels import AREAS, LABELS
 from scenes2real.errors import InputError
 
 
-def _grid_array(task_result: dict):
+def _grid_and_support(task_result: dict):
+    """Accuracy grid to draw (3x3 by true area where known, else by the task's labels) and cell counts."""
     import numpy as np
 
-    return np.array([[np.nan if v is None else v for v in row] for row in task_result["accuracy_grid"]],
-                    dtype=float)
+    if "accuracy_grid_area9" in task_result:
+        grid, labels, support = (task_result["accuracy_grid_area9"], AREAS, task_result["support_by_area9"])
+    else:
+        grid, labels, support = (task_result["accuracy_grid"], LABELS[task_result["task"]],
+                                 task_result["distribution"]["true"])
+    array = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
+    return array, labels, support
 
 
 def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
     import numpy as np
 
-    grid = _grid_array(task_result)
-    task = task_result["task"]
-    labels = LABELS[task]
+    grid, labels, support = _grid_and_support(task_result)
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
     rows, cols = grid.shape
-    support = task_result["distribution"]["true"]
     for r in range(rows):
         for c in range(cols):
             label = labels[r * cols + c] if rows > 1 and cols > 1 else labels[r + c]
@@ -164,12 +167,15 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
 
 
 def _markdown(table: list[dict], tests: list[dict]) -> str:
+    from .score import short_name
+
     lines = ["| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
              "| center share (pred / true) |",
              "|---|---|---|---|---:|---|---|---:|---|"]
     for row in table:
         lines.append(
-            f"| {row['run']} | {row['model'] or ''} | {row['adapter'] or ''} | {row['task']} | {row['n']} "
+            f"| {row['run']} | {short_name(row['model']) if row['model'] else ''} "
+            f"| {short_name(row['adapter']) if row['adapter'] else ''} | {row['task']} | {row['n']} "
             f"| {_fmt(row['accuracy'], row['accuracy_ci95'])} | {_fmt(row['macro_f1'], row['macro_f1_ci95'])} "
             f"| {_fmt(row['unparseable_rate'])} | {_fmt(row['center_predicted'])} / {_fmt(row['center_true'])} |")
     if tests:
