@@ -196,3 +196,14 @@ def test_bad_input_is_one_line_and_exit_2(case, dataset, tiny_checkpoint, tmp_pa
     lines = output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], output
     assert not (tmp_path / "run").exists()
+
+
+def test_cuda_without_a_gpu_is_refused_before_writing(dataset, tiny_checkpoint, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, output = evaluate(tiny_checkpoint("qwen2_5_vl"), dataset / "questions" / "test.jsonl", tmp_path / "run",
+                            "--device", "cuda")
+    assert code == 2 and output.strip() == "error: --device cuda: no CUDA device here (expected auto or cpu)"
+    assert not (tmp_path / "run").exists()
