@@ -163,6 +163,25 @@ def test_adapter_is_loaded_and_changes_nothing_else(dataset, tiny_checkpoint, tm
     adapted = read_rows(tmp_path / "trained-run")
     assert [r["id"] for r in adapted] == [r["id"] for r in base]
     assert [r["raw"] for r in adapted] != [r["raw"] for r in base]
+    assert json.loads((tmp_path / "trained-run" / "run.json").read_text())["processor"] == str(model.resolve())
+
+
+def test_processor_saved_with_the_adapter_is_used(dataset, tiny_checkpoint, tmp_path):
+    from transformers import AutoProcessor
+
+    questions = dataset / "questions" / "test.jsonl"
+    model = tiny_checkpoint("qwen2_5_vl")
+    adapter = _write_adapter(model, tmp_path / "adapter", random_init=False)
+    processor = AutoProcessor.from_pretrained(model)
+    # the trainer saves its processor beside the adapter; here its template adds a system prompt
+    processor.chat_template = processor.chat_template.replace("You are a helpful assistant.", "Be brief.")
+    processor.save_pretrained(adapter)
+    assert evaluate(model, questions, tmp_path / "with-processor", "--adapter", adapter, "--limit", 3)[0] == 0
+    with_processor = read_rows(tmp_path / "with-processor")
+    assert json.loads((tmp_path / "with-processor" / "run.json").read_text())["processor"] == str(adapter.resolve())
+
+    assert evaluate(model, questions, tmp_path / "base", "--limit", 3)[0] == 0
+    assert [r["raw"] for r in read_rows(tmp_path / "base")] != [r["raw"] for r in with_processor]
 
 
 @pytest.mark.parametrize("case", ["unknown model path", "model folder without config", "missing image",
