@@ -237,11 +237,11 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     items = load_run_questions(settings)
     check_model_source(settings.model, settings.adapter)
     check_resumable(settings, run_file, predictions)
+    device = pick_device(settings.device)
 
     done = {row["id"] for row in completed_rows(predictions)}
     todo = [(record, image) for record, image in items if record.id not in done]
     info = run_record(settings)
-    device = pick_device(settings.device)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
         dtype = pick_dtype(settings.dtype, device)
