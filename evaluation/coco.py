@@ -14,6 +14,7 @@ import gc
 import io
 import json
 import math
+import os
 import random
 import re
 from collections import Counter, defaultdict
@@ -35,7 +36,7 @@ class CocoQuestionSettings:
     split: str | None = None              # default: train/val/test found in the file name, else its stem
     exclude_crowd: bool = False           # drop crowd boxes and categories with a crowd region in the image
     min_area: float | None = None         # drop boxes with w*h < min_area * W*H
-    ambiguity_margin: float | None = None  # drop centres within this fraction of a side of a third line
+    ambiguity_margin: float | None = None  # drop centres within this fraction of a side of a third line (0: on it)
     balance_areas: bool = False           # subsample targets to the same count in each of the nine areas
     limit: int | None = None              # at most this many targets, a seeded sample
     attributes: list[str] = field(default_factory=list)  # annotation keys said before the category
@@ -339,10 +340,20 @@ def coco_questions(instances: str | Path, settings: CocoQuestionSettings | None 
         return list(iter_questions(targets, settings, split, images)), summary
 
 
+def _relative_to_root(images: Path, out: Path) -> str:
+    """A relative --images folder (given from the working directory) rewritten relative to the question
+    file's dataset root, where `resolve_image` looks for relative image paths."""
+    out_dir = out.resolve().parent
+    root = out_dir.parent if out_dir.name == "questions" else out_dir
+    return os.path.relpath(images.resolve(), root)
+
+
 def write_coco_questions(instances: str | Path, out: str | Path, images: str | Path | None = None,
                          settings: CocoQuestionSettings | None = None) -> dict:
     """Build the questions and write them atomically to `out` (JSONL); returns the summary."""
     settings = settings or CocoQuestionSettings()
+    if images is not None and not Path(images).is_absolute():
+        images = _relative_to_root(Path(images), Path(out))
     with _no_gc():
         targets, split, summary = select(instances, settings)
         write_jsonl(Path(out), (r.model_dump() for r in iter_questions(targets, settings, split, images)))

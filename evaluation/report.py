@@ -90,11 +90,7 @@ def read_run(run_dir: str | Path) -> dict:
             raise InputError(f"{run_dir / PREDICTIONS}: question {row['id']!r}: fields 'task'/'correct' "
                              "missing (expected a scored run; run `scenes2real score` first)")
         correct.setdefault(row["task"], {})[row["id"]] = row["correct"]
-    return {"dir": run_dir, "name": _run_name(run_dir, metrics), "metrics": metrics, "correct": correct}
-
-
-def _run_name(run_dir: Path, metrics: dict) -> str:
-    return run_dir.resolve().name
+    return {"dir": run_dir, "name": run_dir.resolve().name, "metrics": metrics, "correct": correct}
 
 
 def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
@@ -106,6 +102,10 @@ def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
     discordant = only_a + only_b
     p_value = binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
     return {"n": len(a_correct), "only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p_value)}
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def _fmt(value: float | None, ci: list[float] | None = None) -> str:
@@ -150,7 +150,9 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             ids_a, ids_b = a["correct"].get(task), b["correct"].get(task)
             if not ids_a or not ids_b:
                 continue
-            entry = {"a": a["name"], "b": b["name"], "task": task}
+            entry = {"a": a["name"], "b": b["name"], "task": task,
+                     # the same ids from two different files may differ in option order
+                     "same_question_file": _same_file(a["metrics"].get("questions"), b["metrics"].get("questions"))}
             if set(ids_a) != set(ids_b):
                 entry.update(paired=False, note="different questions; McNemar needs the same questions")
             else:

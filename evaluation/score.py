@@ -64,7 +64,7 @@ def read_predictions(path: str | Path) -> list[dict]:
 
 def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
     by_id: dict[str, QuestionRecord] = {}
-    for lineno, record in enumerate(read_questions(questions_path), 1):
+    for record in read_questions(questions_path):
         if record.id in by_id:
             raise InputError(f"{questions_path}: field 'id': {record.id!r} appears twice")
         if record.answer not in LABELS[record.task]:
@@ -133,7 +133,7 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
     tasks = run_metrics(rows, by_id, bootstrap, seed)
     correct = sum(row["correct"] for row in rows)
     unparseable = [row for row in rows if row["parsed"] is None]
-    run_info = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).is_file() else None
+    run_info = _read_run_info(run_dir / RUN)
     metrics = {
         "run": run_info,
         "run_dir": str(run_dir),
@@ -158,6 +158,19 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
             metrics["heatmaps"][task] = name
     atomic_write_json(run_dir / METRICS, metrics, indent=2)
     return metrics
+
+
+def _read_run_info(path: Path) -> dict | None:
+    """run.json as the runner wrote it, or None when the run has none."""
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err.msg}); expected the runner's run settings") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{path}: expected a JSON object (the runner's run settings)")
+    return info
 
 
 def short_name(model_or_path) -> str:

@@ -282,3 +282,17 @@ def test_big_category_list_and_ids(tmp_path):
     assert record.id == "coco-123456789012-987654321098-area9" and record.target["category_id"] == 90
     assert record.answer == "top right" and record.question == "Where is the toothbrush?"
     assert COCO_CATEGORIES[-1]["id"] == 90
+
+
+def test_relative_images_folder_resolves_from_the_question_file(tmp_path, hard_file, monkeypatch):
+    from blender_scenes.questions import resolve_image
+
+    photos = tmp_path / "coco" / "val2017"
+    photos.mkdir(parents=True)
+    (photos / "000000397133.jpg").write_bytes(b"jpeg")
+    monkeypatch.chdir(tmp_path / "coco")
+    out = tmp_path / "work" / "questions" / "coco_val.jsonl"
+    write_coco_questions(hard_file, out, images="val2017")
+    record = next(r for r in read_questions(out) if r.target["image_id"] == 397133)
+    assert not record.image.startswith("/")
+    assert resolve_image(record, out).resolve() == (photos / "000000397133.jpg").resolve()

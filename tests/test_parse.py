@@ -60,6 +60,12 @@ CASES = [
     ("It's in the top right corner of the picture.", "area9", NINE, "top right"),
     ("bottom left\n", "area9", NINE, "bottom left"),
     ("At the top. On the left.", "area9", NINE, "top left"),  # two consistent statements
+    # "right" as an intensifier is not a position
+    ("It is right in the middle of the image.", "area9", NINE, "center"),
+    ("Right at the top, on the left.", "area9", NINE, "top left"),
+    ("On the right in the top corner.", "area9", NINE, "top right"),
+    ("bottom right in the image", "area9", NINE, "bottom right"),
+    ("Right.", "horizontal", THREE_H, "right"),
     # option letters / numbers (1-based), only when the question had options
     ("B", "area9", NINE, "center"),
     ("b", "area9", NINE, "center"),

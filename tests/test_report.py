@@ -66,6 +66,7 @@ def test_compare_two_runs_on_the_same_questions(tmp_path):
     assert table["tuned"]["model"] == "tiny-vlm+lora"
     (test,) = result["mcnemar"]
     assert test["paired"] and (test["only_a_correct"], test["only_b_correct"]) == (2, 4)
+    assert test["same_question_file"] is True
     assert test["p_value"] == pytest.approx(two_sided_binomial(2, 6))
 
     assert json.loads((out / "comparison.json").read_text()) == json.loads(json.dumps(result))

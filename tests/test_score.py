@@ -176,3 +176,18 @@ def test_three_way_tasks_get_accuracy_per_true_area(tmp_path):
     assert horizontal["support_by_area9"]["bottom left"] == 2
     assert horizontal["accuracy_grid_area9"] == [[1.0, None, 0.0], [None, 1.0, None], [0.5, None, None]]
     assert horizontal["accuracy_grid"] == [[pytest.approx(2 / 3), 1.0, 0.0]]
+
+
+def test_bad_run_json_is_an_input_error(run):
+    run_dir, questions = run
+    (run_dir / "run.json").write_text("{not json")
+    with pytest.raises(InputError, match="run.json: not valid JSON"):
+        score_run(run_dir, questions)
+
+
+def test_question_answer_outside_the_task_is_an_input_error(tmp_path, run):
+    run_dir, _ = run
+    questions = tmp_path / "bad.jsonl"
+    write_jsonl(questions, [record("q1", "horizontal", "top left").model_dump()])
+    with pytest.raises(InputError, match=r"field 'answer': 'top left' is not a label of task 'horizontal'"):
+        score_run(run_dir, questions)
