@@ -180,8 +180,8 @@ _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
                   "<|image_pad|>", "<|video_pad|>")
 _QWEN_LANGUAGE = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"
 _IDEFICS_IMAGE = dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=True)
-# SigLIP encoders name their attention projections like the language models do
-_SIGLIP_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
+# Idefics3's processor looks up its tile markers (<row_r_col_c>, <global-img>) as single tokens
+_IDEFICS_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
                   "<end_of_utterance>", "<global-img>",
                   *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)))
 
@@ -192,7 +192,7 @@ def _idefics_family(model_type: str, description: str, processor: str, image_pro
         model_type=model_type, description=description,
         lora_targets={"language": r".*text_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)",
                       "vision": r".*vision_model\.encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"},
-        special_tokens=_SIGLIP_TOKENS, bos_token="<|begin_of_text|>", eos_token="<end_of_utterance>",
+        special_tokens=_IDEFICS_TOKENS, bos_token="<|begin_of_text|>", eos_token="<end_of_utterance>",
         pad_token="<|end_of_text|>", chat_template=_IDEFICS3_TEMPLATE,
         tiny=TinyRecipe(config=_idefics3_config, processor_class=processor,
                         image_processor=(image_processor, _IDEFICS_IMAGE), video_processor=video_processor,
