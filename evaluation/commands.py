@@ -79,4 +79,28 @@ def compare_cmd(run_dirs, out_dir):
     click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
 
 
-COMMANDS: list = [questions_group, score_cmd, compare_cmd]
+@click.command("evaluate")
+@click.option("--model", required=True, help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
+@click.option("--adapter", type=click.Path(file_okay=False), default=None, help="A peft (LoRA) adapter folder to apply.")
+@click.option("--questions", "questions_path", required=True, type=click.Path(dir_okay=False),
+              help="Question file (.jsonl question records).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: predictions.jsonl, run.json, metrics.json (an existing one is resumed).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="auto: bf16 on a GPU that has it, else fp32.")
+def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype):
+    """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
+    from .runner import RunSettings, run_evaluation
+
+    settings = RunSettings(model=model, adapter=adapter, questions=questions_path, out=out, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype)
+    metrics = run_evaluation(settings)
+    click.echo(json.dumps({k: metrics[k] for k in ("run_dir", "n_predictions", "missing", "correct", "accuracy",
+                                                    "unparseable")}, indent=2))
+
+
+COMMANDS: list = [questions_group, score_cmd, compare_cmd, evaluate_cmd]
