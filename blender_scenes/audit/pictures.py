@@ -19,7 +19,7 @@ def _plt():
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)
     _plt().close(fig)
     return buf.getvalue()
 
@@ -29,7 +29,7 @@ def heatmaps(grids: dict[str, list[list[int]]], title: str, annotate: bool = Tru
     """One heatmap per split (key), counts written in the cells."""
     plt = _plt()
     n = max(1, len(grids))
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False, layout="constrained")
     for ax, (name, grid) in zip(axes[0], grids.items()):
         g = np.array(grid, dtype=float)
         im = ax.imshow(g, cmap="viridis", vmin=0, vmax=max(1.0, g.max()))
@@ -52,7 +52,7 @@ def factor_bars(per_split: dict[str, dict[str, dict[str, int]]], title: str) -> 
     n = max(1, len(factors))
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.0 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     splits = list(per_split)
@@ -68,13 +68,12 @@ def factor_bars(per_split: dict[str, dict[str, dict[str, int]]], title: str) -> 
         ax.set_title(factor, fontsize=10)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
     return _png(fig)
 
 
 def histogram(per_split: dict[str, list[int]], edges: list[float], title: str, xlabel: str) -> bytes:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
     labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
     x = np.arange(len(labels))
     w = 0.8 / max(1, len(per_split))

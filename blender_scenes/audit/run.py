@@ -135,10 +135,12 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
 
 
 def _worst(checks: list[dict]) -> float | None:
-    ratios = [c["ratio"] for c in checks if c["strict"] and c["ok"] is not None]
-    if any(r is None for r in ratios):
+    """Largest enforced ratio; an empty cell counts only where it breaks its rule (a mean below one allows it)."""
+    enforced = [c for c in checks if c["strict"] and c["ok"] is not None]
+    if any(c["ratio"] is None and not c["ok"] for c in enforced):
         return None
-    return max(ratios) if ratios else 1.0
+    ratios = [c["ratio"] for c in enforced if c["ratio"] is not None]
+    return max(ratios) if ratios else None
 
 
 def dataset_pictures(src: Source, scans, rows, splits) -> dict[str, bytes]:
