@@ -15,12 +15,14 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the headline figures as JSON.")
 @click.option("--max-ratio", type=click.FloatRange(min=1.0),
               help="Largest max/min count ratio allowed (default: 1.0 exhaustive, within one balanced).")
-def audit_cmd(dataset, out, strict, as_json, max_ratio):
+@click.option("--compare", type=click.Path(dir_okay=False, exists=True),
+              help="A question file (e.g. COCO questions) whose target areas are shown beside the dataset's.")
+def audit_cmd(dataset, out, strict, as_json, max_ratio, compare):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
     from .run import audit_path, strict_lines
 
-    report = audit_path(dataset, out, max_ratio=max_ratio)
+    report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare)
     failed = strict and report["headline"]["failures"] > 0
     lines = strict_lines(report) if strict else []
     if strict and report.get("partial_splits"):

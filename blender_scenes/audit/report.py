@@ -88,6 +88,15 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         ["held-out leaks", h["heldout_leaks"]], ["groups of identical images", h["identical_image_groups"]],
         ["failures (--strict)", f"{h['failures']} " + (", ".join(f"{k}: {v}" for k, v in h["failures_by_kind"].items() if v) or "")],
         ["informational findings", h["informational"]]]))
+    if report.get("compare"):
+        c = report["compare"]
+        b.append(("h", 2, f"Compared with {Path(c['file']).name}"))
+        b.append(("table", ["area", "dataset targets", f"{Path(c['file']).name} targets"],
+                  [[a, sum(s["counts"]["targets"]["area"]["counts"].get(a, 0) for s in report["splits"].values()), n]
+                   for a, n in c["areas"]["counts"].items()]))
+        b.append(("p", f"{c['targets']} targets in {c['questions']} questions; area ratio {fmt_ratio(c['areas']['ratio'])}, "
+                       f"chi-square against uniform p = {_num(c['areas']['p'])}; answers equal to the label of their box: "
+                       f"{_pct(c['labels_verified_share'])}. The area maps above show it as the last panel."))
     b += _findings_blocks(report)
     b.append(("h", 2, "Balance"))
     b.append(("p", _balance_note(report)))

@@ -22,9 +22,10 @@ PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers wo
 
 
 def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float | None = None,
-               workers: int | None = None) -> dict:
+               workers: int | None = None, compare: str | Path | None = None) -> dict:
     """Audit a dataset folder or a question file (*.jsonl) and write report.json/.md/.html into `out`
-    (default DATASET/audit/, or next to the question file). Returns the report."""
+    (default DATASET/audit/, or FILE-audit/ beside the question file). `compare`: a question file (e.g. COCO
+    questions) whose target areas are shown beside the dataset's. Returns the report."""
     from .report import write_report
     path = Path(path)
     t0 = time.perf_counter()
@@ -33,7 +34,7 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
         report, figs = audit_question_file(path)
         out = Path(out) if out else path.parent / f"{path.stem}-audit"
     else:
-        report, figs = audit_dataset(path, max_ratio, workers)
+        report, figs = audit_dataset(path, max_ratio, workers, compare)
         out = Path(out) if out else path / "audit"
     report["seconds"] = round(time.perf_counter() - t0, 3)
     write_report(report, figs, out)
@@ -66,7 +67,8 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
     return out
 
 
-def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int | None = None) -> tuple[dict, dict]:
+def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int | None = None,
+                  compare: str | Path | None = None) -> tuple[dict, dict]:
     src = open_dataset(path)
     cfg = src.cfg
     scans = scan_all(src, workers)
@@ -131,7 +133,16 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
         report["findings"].append(f.to_json())
         report["headline"]["failures"] += 1
         report["headline"]["failures_by_kind"]["integrity"] += 1
-    return report, dataset_pictures(src, scans, rows, splits)
+    extra = None
+    if compare:
+        from .questionfile import summarize_questions
+        summary, cfind, extra = summarize_questions(compare)
+        report["compare"] = {k: summary[k] for k in ("file", "questions", "targets", "areas", "labels_verified_share",
+                                                     "without_image_size")}
+        # reference data: its findings are shown, never fail --strict on the dataset
+        report["findings"] += [Finding(f.kind, f.split, f.file, f.message, strict=False).to_json() for f in cfind]
+        report["headline"]["informational"] += len(cfind)
+    return report, dataset_pictures(src, scans, rows, splits, extra and {Path(compare).name: extra["area_grid"]})
 
 
 def _worst(checks: list[dict]) -> float | None:
@@ -143,13 +154,13 @@ def _worst(checks: list[dict]) -> float | None:
     return max(ratios) if ratios else None
 
 
-def dataset_pictures(src: Source, scans, rows, splits) -> dict[str, bytes]:
+def dataset_pictures(src: Source, scans, rows, splits, compare: dict | None = None) -> dict[str, bytes]:
     cfg = src.cfg
     figs: dict[str, bytes] = {}
     if not any(rows.values()):
         return figs
     rows_ = {s: r for s, r in rows.items() if r}
-    figs["areas"] = pictures.heatmaps({s: area_grid(r) for s, r in rows_.items()},
+    figs["areas"] = pictures.heatmaps({s: area_grid(r) for s, r in rows_.items()} | (compare or {}),
                                       "targets per area (from each target's mask)",
                                       xlabels=["left", "center", "right"], ylabels=["top", "center", "bottom"])
     figs["cells"] = pictures.heatmaps({s: cell_grid(r, cfg.grid.rows, cfg.grid.cols) for s, r in rows_.items()},

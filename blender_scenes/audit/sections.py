@@ -3,6 +3,7 @@ other factor, answers per task, the correct option's index, visibility; and the 
 promises (exhaustive: every count equal; balanced: within one), per subset and for the whole design."""
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from itertools import product
 
@@ -210,11 +211,19 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
                     tb = table(items, a, b, lv)
                     add(scope, None, f"target {a} x {b}", [n for row in tb["counts"] for n in row], rule, why, True,
                         tb["empty"])
-    failures = [Finding("balance", c["split"], None,
-                        f"{c['scope']}: {c['what']}: ratio {fmt_ratio(c['ratio'])} (min {c['min']}, max {c['max']}) "
-                        f"exceeds {fmt_bound(c['bound'])} ({c['why']})", strict=c["strict"])
+    failures = [Finding("balance", c["split"], None, _failure_text(c), strict=c["strict"])
                 for c in checks if c["ok"] is False]
     return checks, failures
+
+
+def _failure_text(c: dict) -> str:
+    if c["ratio"] is None and c["bound"] == math.inf:
+        broke = f"spread {c['spread']} where counts within one were expected"
+    elif c["rule"] == "exact" and c["ratio"] == 1.0:
+        broke = f"every count {c['min']}, not the design's {c['why'].split('every combination ')[-1]}"
+    else:
+        broke = f"ratio {fmt_ratio(c['ratio'])} exceeds {fmt_bound(c['bound'])}"
+    return f"{c['scope']}: {c['what']}: {broke} (min {c['min']}, max {c['max']}); {c['why']}"
 
 
 def add_combinations(add, scope, split, items, lv, reps, why, strict) -> None:
