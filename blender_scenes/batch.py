@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -130,7 +132,10 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
                     sprite_objects.append({"role": o.role, "shape": o.shape, "color": o.color, "size": o.size,
                                            "material": o.material, "cell": list(o.cell), "area": o.area})
     ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
-    restart = max(1, cfg.render.workers_restart_every // chunk)
+    # bpy leaks over thousands of renders: replace workers every few hundred scenes. Composited flat
+    # scenes make no Blender call per scene, so their workers live for the whole job.
+    composite = cfg.render.style == "flat" and cfg.render.composite
+    restart = None if composite else max(1, cfg.render.workers_restart_every // chunk)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
                              initargs=(cfg.model_dump(mode="json"), str(layout.root), sprite_objects),
                              max_tasks_per_child=restart) as pool, _progress(progress, len(todo)) as bar:
@@ -144,6 +149,9 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
 
 
 def _init(*args):
+    # a parent that imported bpy passes Blender's script folders on in sys.path; there, `import bpy`
+    # would find Blender's inner package instead of the module
+    sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
     from .render.worker import init
     init(*args)
 

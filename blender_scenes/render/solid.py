@@ -24,8 +24,9 @@ from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_line
 from .shapes import builtin_mesh, mesh_vertices
 
 MAX_ATTEMPTS = 24
-GROUND_RGB = (128, 128, 128)
-BACKGROUND_RGB = (150, 150, 150)
+GROUND_RGB = (160, 160, 160)
+BACKGROUND_RGB = (160, 160, 160)
+WORKBENCH_EXPOSURE = 1.0   # Workbench's studio light leaves surfaces at about half their colour
 
 
 class PlacementError(RuntimeError):
@@ -87,6 +88,7 @@ class SolidRenderer:
             sh.show_specular_highlight = True
             scene.display.light_direction = (0.45, -0.35, 0.82)
             scene.display.shadow_shift = 0.05
+            scene.view_settings.exposure = WORKBENCH_EXPOSURE
             return
         self._lights()
         world = scene.world

@@ -1,0 +1,14 @@
+"""Shared fixtures: a rendered demo dataset (real bpy, small images), built once per test session."""
+from __future__ import annotations
+
+import pytest
+
+from blender_scenes.batch import run
+from blender_scenes.config import load_preset
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "ds"
+    run(load_preset("demo"), out, workers=2, progress=False)
+    return out
