@@ -51,10 +51,9 @@ heldout = ["shape", "color"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("audit-demo") / "ds"
-    run(load_preset("demo"), out, progress=False)
-    return out
+def demo(demo_dataset) -> Path:
+    """The session's demo render (tests/conftest.py); read only: audits write into --out or copies."""
+    return demo_dataset
 
 
 @pytest.fixture(scope="module")
@@ -229,18 +228,20 @@ def test_question_file_alone(demo, tmp_path):
     assert (tmp_path / "q" / "report.html").is_file()
 
 
-def test_coco_style_question_file_uses_the_target_image_size(tmp_path):
-    # two COCO-style targets on a 300x150 image, sizes only in the target fields
-    rows = [
+COCO_ROWS = [
         {"id": "a", "image": "x.jpg", "task": "area9", "question": "Where is the dog?", "answer": "top left",
          "options": ["top left", "center"], "source": "coco", "split": "val",
          "target": {"bbox": [10, 10, 20, 20], "category": "dog", "image_width": 300, "image_height": 150}},
         {"id": "b", "image": "x.jpg", "task": "horizontal", "question": "Where is the cat?", "answer": "left",
          "options": ["right", "left", "center"], "source": "coco", "split": "val",
          "target": {"bbox": [250, 100, 40, 40], "category": "cat", "image_width": 300, "image_height": 150}},
-    ]
+]
+
+
+def test_coco_style_question_file_uses_the_target_image_size(tmp_path):
+    # two COCO-style targets on a 300x150 image, sizes only in the target fields
     path = tmp_path / "coco.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text("".join(json.dumps(r) + "\n" for r in COCO_ROWS))
     res, report = audit(path, "--strict", "--out", str(tmp_path / "r"))
     # the cat's box centre (270, 120) is bottom right: the answer "left" is wrong and named
     assert res.exit_code == 1
@@ -248,6 +249,17 @@ def test_coco_style_question_file_uses_the_target_image_size(tmp_path):
     assert report["areas"]["counts"]["top left"] == 1 and report["areas"]["counts"]["bottom right"] == 1
     assert report["categories"] == {"dog": 1, "cat": 1}
     assert report["tasks"]["horizontal"]["option_index"] == {"0": 0, "1": 1, "2": 0}
+
+
+@pytest.mark.bpy
+def test_compare_shows_real_areas_beside_synthetic_without_failing_strict(demo, tmp_path):
+    path = tmp_path / "coco.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in COCO_ROWS))
+    res, report = audit(demo, "--strict", "--compare", str(path), "--out", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output   # the reference file's wrong answer is informational
+    assert report["compare"]["areas"]["counts"]["bottom right"] == 1
+    assert any("question b" in f["message"] and not f["strict"] for f in report["findings"])
+    assert "Compared with coco.jsonl" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_folder_without_manifest_is_an_input_error(tmp_path):
