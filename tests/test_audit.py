@@ -161,6 +161,33 @@ def test_truncated_scene_json_fails_strict_naming_the_file(demo, tmp_path):
 
 
 @pytest.mark.bpy
+def test_image_without_the_drawn_shape_fails_the_pixel_check(demo, tmp_path):
+    import cv2
+    import numpy as np
+    ds = copy_of(demo, tmp_path)
+    victim = sorted((ds / "images" / "train").glob("*.png"))[1]
+    cv2.imwrite(str(victim), np.zeros((192, 192, 3), np.uint8))   # right size, background only
+    res, report = audit(ds, "--strict")
+    assert res.exit_code == 1
+    assert f"scenes/train/{victim.stem}.json: object 1 (target" in res.output
+    assert "100.0% of its mask shows the background colour in the image" in res.output
+    assert report["splits"]["train"]["labels"]["verified"] == report["splits"]["train"]["labels"]["targets"] - 1
+
+
+@pytest.mark.bpy
+def test_identical_pixels_in_two_splits_fail_strict(demo, tmp_path):
+    ds = copy_of(demo, tmp_path)
+    a = sorted((ds / "images" / "train").glob("*.png"))[0]
+    b = sorted((ds / "images" / "test").glob("*.png"))[0]
+    shutil.copyfile(a, b)
+    res, report = audit(ds, "--strict")
+    assert res.exit_code == 1
+    assert "identical pixels in 2 splits" in res.output
+    groups = report["hygiene"]["duplicate_groups"]
+    assert [sorted(g["images"]) for g in groups] == [sorted([f"images/train/{a.name}", f"images/test/{b.name}"])]
+
+
+@pytest.mark.bpy
 def test_leaked_heldout_pair_fails_strict(heldout, tmp_path):
     ds = copy_of(heldout, tmp_path)
     victim = scene_files(ds, "train")[0]

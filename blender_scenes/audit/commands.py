@@ -29,7 +29,7 @@ def audit_cmd(dataset, out, strict, as_json, max_ratio, compare):
         lines.append(f"note: partial split(s) {', '.join(report['partial_splits'])}: their balance is "
                      "informational and does not fail --strict")
     for line in lines:
-        click.echo(line, err=not as_json)
+        click.echo(line, err=as_json)   # first lines of stdout; stderr when stdout holds JSON
     if as_json:
         click.echo(json.dumps({"report_dir": report["report_dir"], "seconds": report["seconds"],
                                "passed": not failed, **report["headline"]}, indent=2))

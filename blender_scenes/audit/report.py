@@ -73,7 +73,7 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         return b
     b.append(("h", 1, f"Audit of {report['dataset']}"))
     b.append(("p", f"Design {report['design']} ({report['design_kind']}"
-                   + (f", every combination x{report['repeat'] * report['variations']}" if report['design_kind'] == 'exhaustive' else "")
+                   + (f", every combination {report['repeat'] * report['variations']}x" if report['design_kind'] == 'exhaustive' else "")
                    + f"), {report['style']} style, {report['image_size'][0]}x{report['image_size'][1]} images, "
                    f"config hash {report['config_hash']}. Held-out factors: {', '.join(report['heldout']) or 'none'}. "
                    f"Everything below is recounted from the files on disk."))
@@ -132,7 +132,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         for name, t in s["counts"]["tables"].items():
             b.append(("table", [name, *t["cols"]], [[r, *row] for r, row in zip(t["rows"], t["counts"])]))
             b.append(("p", f"{name}: ratio {fmt_ratio(t['ratio'])}, chi-square p {_num(t['p'])}"
-                           + (f"; {len(t['empty'])} empty cells" if t["empty"] else "; no empty cell")))
+                           + (f"; {len(t['empty'])} empty cells: {', '.join(t['empty'][:12])}"
+                              + (" ..." if len(t["empty"]) > 12 else "") if t["empty"] else "; no empty cell")))
         b += _tasks_blocks(s["answers"], prefix=f"{split}: ")
     hy = report["hygiene"]
     b.append(("h", 2, "Split hygiene"))
@@ -151,7 +152,7 @@ def _balance_note(report: dict) -> str:
         return f"Every enforced ratio is held to --max-ratio {report['max_ratio']}."
     if report["design_kind"] == "exhaustive":
         return ("Exhaustive design: where a split holds a whole subset, every combination occurs exactly "
-                f"{report['repeat'] * report['variations']} times, so every ratio must be 1.0; splits that divide "
+                f"{report['repeat'] * report['variations']}x, so every ratio must be 1.0; splits that divide "
                 "a subset keep each level within one of its share (bound (m+1)/m, m = floor of the mean count).")
     return ("Balanced design: every level (and, over the whole design, every pair of levels) is within one of equal, "
             "so each ratio is at most (m+1)/m with m the floor of the mean count: close to 1 for large counts.")
@@ -224,7 +225,7 @@ def to_markdown(blocks: list[tuple]) -> str:
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;
-text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+text-align:left}th{background:#f2f2f2}td.n{text-align:right;white-space:nowrap}
 img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}.FAIL{color:#b00;font-weight:bold}
 .ok{color:#070}li{font-size:13px}"""
 
@@ -242,8 +243,8 @@ def to_html(blocks: list[tuple], figs: dict, title: str) -> str:
             out.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in blk[1]) + "</ul>")
         elif blk[0] == "table":
             head = "".join(f"<th>{e(str(h))}</th>" for h in blk[1])
-            rows = "".join("<tr>" + "".join(f"<td class='{e(str(v))}'>{e(str(v))}</td>" if str(v) in ("FAIL", "ok")
-                                            else f"<td>{e(str(v))}</td>" for v in r) + "</tr>" for r in blk[2])
+            rows = "".join("<tr>" + "".join(f"<td class='{_cls(v)}'>{e(str(v))}</td>" for v in r) + "</tr>"
+                           for r in blk[2])
             out.append(f"<table><tr>{head}</tr>{rows}</table>")
         elif blk[0] == "img":
             data = base64.b64encode(figs[blk[1]]).decode("ascii")
@@ -251,6 +252,14 @@ def to_html(blocks: list[tuple], figs: dict, title: str) -> str:
                        f"<figcaption>{e(blk[2])}</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _cls(v) -> str:
+    """Numbers right-aligned, words left-aligned, verdicts coloured."""
+    if str(v) in ("FAIL", "ok"):
+        return f"n {v}"
+    text = str(v).replace(".", "", 1).replace("%", "").replace(" / ", "").replace("(", "").replace(")", "")
+    return "n" if text.replace(" ", "").isdigit() or str(v) in ("-", "inf (empty cell)") else "t"
 
 
 def write_report(report: dict, figs: dict[str, bytes], out: str | Path) -> None:

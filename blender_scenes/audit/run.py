@@ -184,7 +184,8 @@ def dataset_pictures(src: Source, scans, rows, splits, compare: dict | None = No
             t = rec["objects"][0]
             samples.append({"image": rec["image"], "objects": [{"bbox": o.get("mask_box"), "role": o.get("role")}
                                                                 for o in rec["objects"]],
-                            "caption": [f"{s} {rec['id']}: {t.get('color')} {t.get('shape')}",
+                            "caption": [f"{s} {rec['id']}: " + " ".join(str(t[k]) for k in ("size", "color", "material", "shape")
+                                                                     if t.get(k)),
                                         f"-> {t.get('mask_area')}"]})
     grid = pictures.sample_grid(samples, src.root)
     if grid:

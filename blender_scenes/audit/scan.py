@@ -80,8 +80,8 @@ def scan_scene(job: tuple[str, str, str, str, list | None]) -> dict:
     if out["scene_exists"]:
         try:
             record = json.loads(scene_path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict) or not isinstance(record.get("objects"), list):
-                raise ValueError("expected an object with an 'objects' list")
+            if not isinstance(record, dict) or not isinstance(record.get("objects"), list) or not record["objects"]:
+                raise ValueError("expected an object with a non-empty 'objects' list (the target first)")
         except (ValueError, UnicodeDecodeError) as err:
             out["error"] = f"not valid scene JSON: {str(err).splitlines()[0][:160]}"
             record = None
