@@ -119,6 +119,25 @@ def test_exhaustive_heldout_design_has_ratio_one_where_a_split_holds_a_whole_sub
     assert report["headline"]["heldout_leaks"] == 0
 
 
+@pytest.mark.bpy
+def test_max_ratio_overrides_the_design_bound(demo, tmp_path):
+    res, report = audit(demo, "--strict", "--max-ratio", "1.2", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 1
+    train_area = next(c for c in report["balance"] if c["scope"] == "train" and c["what"] == "target area")
+    assert train_area["bound"] == 1.2 and train_area["ratio"] > 1.2 and train_area["ok"] is False
+    assert f"train: target area: ratio {train_area['ratio']:.3f} exceeds 1.200" in res.output
+
+
+@pytest.mark.bpy
+def test_worker_processes_give_the_same_report(demo, tmp_path, monkeypatch):
+    from blender_scenes.audit import run as audit_run
+    one = audit_run.audit_path(demo, tmp_path / "one", workers=1)
+    monkeypatch.setattr(audit_run, "PARALLEL_FROM", 1)
+    two = audit_run.audit_path(demo, tmp_path / "two", workers=2)
+    for key in ("headline", "splits", "balance", "hygiene", "findings"):
+        assert one[key] == two[key]
+
+
 # ------------------------------------------------------------------------------------------ damaged copies
 
 @pytest.mark.bpy

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -334,7 +333,3 @@ def hygiene_findings(src: Source, scans: dict[str, list[dict]], questions: dict[
 
 def _all_planned_test(src: Source) -> list[SceneSpec]:
     return [s for s in src.scenes if s.split == "test"]
-
-
-def isfinite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
