@@ -31,7 +31,8 @@ def scene_findings(src: Source, scans: dict[str, list[dict]]) -> tuple[list[Find
         st = stats.setdefault(split, {"targets": 0, "verified_ids": set(), "objects": 0, "objects_verified": 0,
                                       "background_share_max": None})
         for r in rows:
-            f = lambda msg, kind="integrity", file=r["scene_file"]: out.append(Finding(kind, split, file, msg))  # noqa: E731
+            def f(msg, kind="integrity", file=r["scene_file"], split=split):
+                out.append(Finding(kind, split, file, msg))
             spec = planned.get(r["id"])
             if spec is None:
                 f(f"scene {r['id']} is not in the plan of this dataset's config and job")
@@ -67,7 +68,8 @@ def _record_findings(rec, r, split, spec: SceneSpec | None, W, H, f, st, min_vis
         for k, (o, p) in enumerate(zip(objs, spec.objects)):
             for key in ("role", *ATTRS):
                 if o.get(key) != getattr(p, key):
-                    f(f"object {k + 1} ({o.get('role')}) {key} {o.get(key)!r} differs from the plan {getattr(p, key)!r}")
+                    f(f"object {k + 1} ({o.get('role')}) {key} {o.get(key)!r} differs from the plan "
+                      f"{getattr(p, key)!r}")
             if list(o.get("planned_cell") or []) != list(p.cell):
                 f(f"object {k + 1} planned_cell {o.get('planned_cell')} differs from the plan {list(p.cell)}")
             if o.get("area") != p.area:
@@ -171,7 +173,8 @@ def question_findings(src: Source, scans: dict[str, list[dict]]) -> tuple[list[F
                 out.append(Finding("labels", split, where, f"question {q.id}: answer {q.answer!r}; the scene JSON "
                                    f"says {sq['answer']!r}, the target's mask gives {want!r}"))
             if q.task != sq["task"] or q.options != sq["options"]:
-                out.append(Finding("integrity", split, where, f"question {q.id}: task/options differ from the scene JSON"))
+                out.append(Finding("integrity", split, where,
+                                   f"question {q.id}: task/options differ from the scene JSON"))
             if q.image != rec["image"]:
                 out.append(Finding("integrity", split, where, f"question {q.id}: image {q.image!r}, the scene JSON "
                                    f"says {rec['image']!r}"))
@@ -183,7 +186,8 @@ def question_findings(src: Source, scans: dict[str, list[dict]]) -> tuple[list[F
                     out.append(Finding("integrity", split, where, f"question {q.id}: target.{key} "
                                        f"{q.target[key]!r} differs from the scene JSON {target.get(key)!r}"))
             if q.options and q.answer not in q.options:
-                out.append(Finding("labels", split, where, f"question {q.id}: answer {q.answer!r} is not among its options"))
+                out.append(Finding("labels", split, where,
+                                   f"question {q.id}: answer {q.answer!r} is not among its options"))
         missing = sorted(set(expected) - seen)
         if missing:
             out.append(Finding("integrity", split, rel, f"{len(missing)} question(s) of the scene JSON missing, "
@@ -264,7 +268,8 @@ def coco_findings(src: Source, scans: dict[str, list[dict]]) -> tuple[list[Findi
     return out, cocos, wrong
 
 
-def hygiene_findings(src: Source, scans: dict[str, list[dict]], questions: dict[str, list], cocos: dict) -> tuple[list[Finding], dict]:
+def hygiene_findings(src: Source, scans: dict[str, list[dict]], questions: dict[str, list],
+                     cocos: dict) -> tuple[list[Finding], dict]:
     """Held-out combinations absent from train/val (scene JSON, question targets and COCO annotations), no
     image path in two splits, no identical pixels in two splits; identical images listed."""
     out: list[Finding] = []

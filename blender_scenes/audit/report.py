@@ -56,7 +56,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         b.append(("h", 1, f"Audit of question file {Path(report['dataset']).name}"))
         b.append(("table", ["figure", "value"], [
             ["questions", h["questions"]], ["distinct targets (image, box)", h["targets"]],
-            ["labels verified (answer = label of its box)", f"{h['labels_verified']} ({_pct(h['labels_verified_share'])})"],
+            ["labels verified (answer = label of its box)",
+             f"{h['labels_verified']} ({_pct(h['labels_verified_share'])})"],
             ["records without an image size", report["without_image_size"]], ["failures", h["failures"]],
             ["sources", ", ".join(f"{k}: {v}" for k, v in report["sources"].items())],
             ["splits", ", ".join(f"{k}: {v}" for k, v in report["splits"].items())]]))
@@ -73,7 +74,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         return b
     b.append(("h", 1, f"Audit of {report['dataset']}"))
     b.append(("p", f"Design {report['design']} ({report['design_kind']}"
-                   + (f", every combination {report['repeat'] * report['variations']}x" if report['design_kind'] == 'exhaustive' else "")
+                   + (f", every combination {report['repeat'] * report['variations']}x"
+                      if report['design_kind'] == 'exhaustive' else "")
                    + f"), {report['style']} style, {report['image_size'][0]}x{report['image_size'][1]} images, "
                    f"config hash {report['config_hash']}. Held-out factors: {', '.join(report['heldout']) or 'none'}. "
                    f"Everything below is recounted from the files on disk."))
@@ -86,7 +88,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         ["labels verified from pixels", f"{h['labels_verified']} / {h['targets']} ({_pct(share)})"],
         ["worst enforced balance ratio", fmt_ratio(h["worst_enforced_ratio"])],
         ["held-out leaks", h["heldout_leaks"]], ["groups of identical images", h["identical_image_groups"]],
-        ["failures (--strict)", f"{h['failures']} " + (", ".join(f"{k}: {v}" for k, v in h["failures_by_kind"].items() if v) or "")],
+        ["failures (--strict)",
+         f"{h['failures']} " + ", ".join(f"{k}: {v}" for k, v in h["failures_by_kind"].items() if v)],
         ["informational findings", h["informational"]]]))
     if report.get("compare"):
         c = report["compare"]
@@ -94,8 +97,9 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         b.append(("table", ["area", "dataset targets", f"{Path(c['file']).name} targets"],
                   [[a, sum(s["counts"]["targets"]["area"]["counts"].get(a, 0) for s in report["splits"].values()), n]
                    for a, n in c["areas"]["counts"].items()]))
-        b.append(("p", f"{c['targets']} targets in {c['questions']} questions; area ratio {fmt_ratio(c['areas']['ratio'])}, "
-                       f"chi-square against uniform p = {_num(c['areas']['p'])}; answers equal to the label of their box: "
+        b.append(("p", f"{c['targets']} targets in {c['questions']} questions; area ratio "
+                       f"{fmt_ratio(c['areas']['ratio'])}, chi-square against uniform p = {_num(c['areas']['p'])}; "
+                       f"answers equal to the label of their box: "
                        f"{_pct(c['labels_verified_share'])}. The area maps above show it as the last panel."))
     b += _findings_blocks(report)
     b.append(("h", 2, "Balance"))
@@ -117,7 +121,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
             ["targets verified from pixels", f"{lab['verified']} / {lab['targets']} ({_pct(lab['share'])})"],
             ["objects with mask = box = pixels = area", f"{lab['objects_verified']} / {lab['objects']}"],
             ["largest share of background colour under a mask", _pct(lab["background_share_max"])],
-            ["visible share: min / mean", f"{_num(s['visibility']['min_share'])} / {_num(s['visibility']['mean_share'])}"],
+            ["visible share: min / mean",
+             f"{_num(s['visibility']['min_share'])} / {_num(s['visibility']['mean_share'])}"],
             ["smallest object (visible pixels)", s["visibility"]["min_pixels"]]]))
         for who in ("targets", "objects"):
             b.append(("h", 3, f"{split}: counts of {who}"))

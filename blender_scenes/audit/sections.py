@@ -108,7 +108,8 @@ def answers_section(questions: list, cfg) -> dict:
 
 
 def visibility_section(rows: list[dict]) -> dict:
-    shares = [float(o["visible_share"]) for r in rows for o in r["objects"] if isinstance(o.get("visible_share"), (int, float))]
+    shares = [float(o["visible_share"]) for r in rows for o in r["objects"]
+              if isinstance(o.get("visible_share"), (int, float))]
     pixels = [o["mask_pixels"] for r in rows for o in r["objects"] if o.get("mask_pixels") is not None]
     hist = [0] * (len(VISIBILITY_BINS) - 1)
     for s in shares:
@@ -205,7 +206,8 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
                 add_combinations(add, scope, None, items, lv, reps, why, True)
             for k in names + ["cell"]:
                 c = count_levels((t[k] for t in items), lv[k])
-                add(scope, None, f"target {k}", list(c.values()), rule, why, True, [_key(x) for x, n in c.items() if not n])
+                add(scope, None, f"target {k}", list(c.values()), rule, why, True,
+                    [_key(x) for x, n in c.items() if not n])
             for i, a in enumerate(names):
                 for b in names[i + 1:]:
                     tb = table(items, a, b, lv)
