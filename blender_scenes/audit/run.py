@@ -56,9 +56,11 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
         ctx = multiprocessing.get_context("spawn")   # never fork a process that may hold threads or bpy
-        with ctx.Pool(workers) as pool:
-            results = pool.map(scan_scene, jobs, chunksize=max(16, len(jobs) // (workers * 16)))
+        # an executor (not multiprocessing.Pool): a worker that dies raises BrokenProcessPool, never hangs
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            results = list(pool.map(scan_scene, jobs, chunksize=max(16, len(jobs) // (workers * 16))))
     else:
         results = [scan_scene(j) for j in jobs]
     out: dict[str, list[dict]] = {s: [] for s in src.splits}
