@@ -45,6 +45,9 @@ split = { train = 0.75, val = 0.25 }
 name = "unseen"
 colors = ["green"]
 split = "test"
+[distractors]
+count = 0
+variations = 2   # each target twice: identical images, listed (within a split, not a failure)
 [splits]
 heldout = ["shape", "color"]
 """
@@ -115,6 +118,13 @@ def test_exhaustive_heldout_design_has_ratio_one_where_a_split_holds_a_whole_sub
     test_checks = [c for c in report["balance"] if c["split"] == "test"]
     whole = [c for c in test_checks if c["rule"] == "exact"]
     assert whole and all(c["ratio"] == 1.0 and c["ok"] for c in whole)
+    combos = next(c for c in whole if c["what"].startswith("every combination 2x"))   # distractors.variations = 2
+    assert combos["min"] == combos["max"] == 2 and combos["cells"] == 2 * 9
+    # train and val divide the "seen" subset: counted in planned targets of 2 scenes each
+    train_shape = next(c for c in report["balance"] if c["split"] == "train" and c["what"] == "target shape")
+    assert train_shape["rule"] == "within-one" and train_shape["ok"]
+    groups = report["hygiene"]["duplicate_groups"]
+    assert len(groups) == 36 and all(len(g["images"]) == 2 and len(g["splits"]) == 1 for g in groups)
     assert report["hygiene"]["heldout_combinations"] == [["circle", "green"], ["square", "green"]]
     assert report["headline"]["heldout_leaks"] == 0
 
@@ -323,6 +333,9 @@ def test_within_one_bound_and_exact_rule():
     assert judge([2, 2, 2], "exact")["ratio"] == 1.0
     assert judge([2, 2, 3], "exact")["ok"] is False
     assert judge([2, 2, 3], "exact", max_ratio=1.5)["ok"] is True
+    # with 3 scenes per planned target, counts move in steps of 3: within one target is within 3 scenes
+    assert judge([9, 12, 12], "within-one", unit=3)["ok"] is True
+    assert judge([9, 12, 12], "within-one")["ok"] is False
 
 
 # ------------------------------------------------------------------------------------------ the HTML report

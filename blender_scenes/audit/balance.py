@@ -38,20 +38,21 @@ def figures(counts: Sequence[int]) -> dict:
     return out
 
 
-def within_one_bound(counts: Sequence[int]) -> float:
-    """(m+1)/m with m the floor of the mean count: counts within one of equal never exceed it (m = 0: inf)."""
-    m = math.floor(sum(counts) / len(counts) + 1e-9) if counts else 0
+def within_one_bound(counts: Sequence[int], unit: int = 1) -> float:
+    """(m+1)/m with m the floor of the mean count in units: counts within one unit of equal never exceed it
+    (m = 0: inf). The unit is how many scenes share one planned target (distractors.variations)."""
+    m = math.floor(sum(counts) / (unit * len(counts)) + 1e-9) if counts else 0
     return (m + 1) / m if m > 0 else math.inf
 
 
-def judge(counts: Sequence[int], rule: str, max_ratio: float | None = None) -> dict:
-    """Figures plus the verdict under a rule: 'exact' (every count equal: ratio 1.0), 'within-one', or
-    'none' (reported only). `max_ratio` replaces the rule's bound."""
+def judge(counts: Sequence[int], rule: str, max_ratio: float | None = None, unit: int = 1) -> dict:
+    """Figures plus the verdict under a rule: 'exact' (every count equal: ratio 1.0), 'within-one' (of
+    `unit` scenes), or 'none' (reported only). `max_ratio` replaces the rule's bound."""
     f = figures(counts)
     if rule == "exact":
         bound = 1.0
     elif rule == "within-one":
-        bound = within_one_bound(counts)
+        bound = within_one_bound(counts, unit)
     else:
         bound = None
     if max_ratio is not None and rule != "none":
@@ -60,9 +61,9 @@ def judge(counts: Sequence[int], rule: str, max_ratio: float | None = None) -> d
     if bound is None or not counts:
         f["ok"] = None
     elif f["ratio"] is None:   # an empty cell: only "within one" of a mean below 1 allows it
-        f["ok"] = bound == math.inf and f["spread"] <= 1
+        f["ok"] = bound == math.inf and f["spread"] <= unit
     else:
-        f["ok"] = f["ratio"] <= bound + 1e-12 and (bound != math.inf or f["spread"] <= 1)
+        f["ok"] = f["ratio"] <= bound + 1e-12 and (bound != math.inf or f["spread"] <= unit)
     return f
 
 

@@ -158,7 +158,8 @@ def _balance_note(report: dict) -> str:
     if report["design_kind"] == "exhaustive":
         return ("Exhaustive design: where a split holds a whole subset, every combination occurs exactly "
                 f"{report['repeat'] * report['variations']}x, so every ratio must be 1.0; splits that divide "
-                "a subset keep each level within one of its share (bound (m+1)/m, m = floor of the mean count).")
+                "a subset keep each level within one of its share (bound (m+1)/m, m = floor of the mean count; "
+                "counted in planned targets when each is rendered with several distractor variations).")
     return ("Balanced design: every level (and, over the whole design, every pair of levels) is within one of equal, "
             "so each ratio is at most (m+1)/m with m the floor of the mean count: close to 1 for large counts.")
 

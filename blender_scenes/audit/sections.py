@@ -132,12 +132,16 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
     kind = src.cfg.design.kind
     reps = src.cfg.design.repeat * src.cfg.distractors.variations
 
-    def add(scope, split, what, counts, rule, why, strict=True, where=None):
-        j = judge(counts, rule, max_ratio)
+    unit = src.cfg.distractors.variations   # scenes per planned target: splits and balance count targets
+
+    def add(scope, split, what, counts, rule, why, strict=True, where=None, per_scene=False):
+        j = judge(counts, rule, max_ratio, 1 if per_scene else unit)
         checks.append({"scope": scope, "split": split, "what": what, "rule": rule, "why": why, "strict": strict,
                        **{k: j[k] for k in ("n", "cells", "min", "max", "spread", "ratio", "bound", "ok", "chi2", "p")},
                        "empty": where or []})
         return checks[-1]
+
+    per = "" if unit == 1 else f" target ({unit} scenes each, distractors.variations)"
 
     for split, rows in rows_by_split.items():
         partial = src.partial(split)
@@ -153,9 +157,10 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
             elif whole:
                 why, strict = f"exhaustive design, whole subset in this split: every combination {reps}x", True
             elif kind == "exhaustive":
-                why, strict = "exhaustive design divided between splits: every level within one of its share", True
+                why = f"exhaustive design divided between splits: every level within one{per} of its share"
+                strict = True
             else:
-                why, strict = "balanced design: every level within one of equal", True
+                why, strict = f"balanced design: every level within one{per} of equal", True
             items = [object_values(r["objects"][0]) for r in members]
             rule = "exact" if whole else "within-one"
             for k in active_factors(lv) + ["area"]:
@@ -184,7 +189,7 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
             c = count_levels((q.options.index(q.answer) for q in with_options if q.answer in q.options), list(range(k)))
             add(split, split, f"correct option index ({task})", list(c.values()), "within-one",
                 "option orders are balanced per split and task" if not partial else
-                "partial split: reported only", not partial)
+                "partial split: reported only", not partial, per_scene=True)
     # the whole design (all splits together), when every split is rendered in full
     if all(not src.partial(s) for s in src.design_counts if src.design_counts[s]) and \
             all(s in rows_by_split for s in src.design_counts if src.design_counts[s]):
@@ -200,7 +205,7 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
             items = [object_values(r["objects"][0]) for r in members]
             rule = "exact" if kind == "exhaustive" else "within-one"
             why = (f"exhaustive design: every combination {reps}x" if kind == "exhaustive" else
-                   "balanced design: every level and pair of levels within one of equal over all splits")
+                   f"balanced design: every level and pair of levels within one{per} of equal over all splits")
             names = active_factors(lv) + ["area"]
             if kind == "exhaustive":
                 add_combinations(add, scope, None, items, lv, reps, why, True)
