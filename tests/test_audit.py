@@ -105,6 +105,9 @@ def test_intact_demo_passes_strict_and_counts_match_the_files(demo, tmp_path):
         assert report["splits"][split]["labels"]["verified"] == len(recs)
     for name in ("report.md", "report.html", "figures/areas.png", "figures/samples.png"):
         assert (tmp_path / "r" / name).is_file()
+    # mask fill per shape: a square fills its box, a circle about pi/4 of it
+    fill = report["splits"]["train"]["fill"]
+    assert fill["square"]["min"] > 0.95 and 0.7 < fill["circle"]["mean"] < 0.85
     # the balanced design's promise over all splits: every level and pair within one
     design = [c for c in report["balance"] if c["scope"].startswith("design")]
     assert design and all(c["ok"] for c in design)

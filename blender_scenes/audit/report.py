@@ -140,6 +140,13 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
                            + (f"; {len(t['empty'])} empty cells: {', '.join(t['empty'][:12])}"
                               + (" ..." if len(t["empty"]) > 12 else "") if t["empty"] else "; no empty cell")))
         b += _tasks_blocks(s["answers"], prefix=f"{split}: ")
+        if s.get("fill"):
+            b.append(("h", 3, f"{split}: how much of its box each shape's mask fills"))
+            b.append(("p", "Share of the mask box covered by the mask, over all objects (a square fills ~1, a circle "
+                           "~0.79, a triangle ~0.5, a plus ~0.56, a star ~0.4): a shape drawn wrong stands out."))
+            b.append(("table", ["shape", "objects", "mean", "min", "max"],
+                      [[k, v["objects"], _num(v["mean"]), _num(v["min"]), _num(v["max"])]
+                       for k, v in s["fill"].items()]))
     hy = report["hygiene"]
     b.append(("h", 2, "Split hygiene"))
     b.append(("p", f"Held-out factors: {', '.join(hy['heldout_factors']) or 'none'}; "

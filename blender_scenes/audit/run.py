@@ -15,7 +15,7 @@ from .checks import coco_findings, hygiene_findings, question_findings, scene_fi
 from .findings import KINDS, Finding
 from .scan import scan_scene
 from .sections import (answers_section, area_grid, balance_checks, cell_grid, counts_section, factor_levels,
-                       visibility_section)
+                       fill_section, visibility_section)
 from .source import Source, open_dataset
 
 PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers would cost more than it saves
@@ -111,6 +111,7 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
             "counts": counts_section(rows[split], lv),
             "answers": answers_section(questions.get(split, []), cfg),
             "visibility": visibility_section(rows[split]),
+            "fill": fill_section(rows[split]),
         }
     strict = [f for f in findings if f.strict]
     report = {

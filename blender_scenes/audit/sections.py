@@ -107,6 +107,19 @@ def answers_section(questions: list, cfg) -> dict:
     return out
 
 
+def fill_section(rows: list[dict]) -> dict:
+    """Per shape, the share of its box that its mask fills (square ~1, circle ~0.79, plus ~0.56, star ~0.4):
+    a drawn shape that is not the named one shows here at a glance."""
+    fills = defaultdict(list)
+    for r in rows:
+        for o in r["objects"]:
+            box = o.get("mask_box")
+            if box and box[2] * box[3] > 0 and o.get("mask_pixels"):
+                fills[o.get("shape")].append(o["mask_pixels"] / (box[2] * box[3]))
+    return {str(k): {"objects": len(v), "mean": sum(v) / len(v), "min": min(v), "max": max(v)}
+            for k, v in fills.items()}
+
+
 def visibility_section(rows: list[dict]) -> dict:
     shares = [float(o["visible_share"]) for r in rows for o in r["objects"]
               if isinstance(o.get("visible_share"), (int, float))]
