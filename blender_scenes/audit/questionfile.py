@@ -91,7 +91,7 @@ def audit_question_file(path: Path) -> tuple[dict, dict]:
     strict = [f for f in findings if f.strict]
     report = {"kind": "questions", "dataset": str(path), **summary,
               "headline": {"questions": summary["questions"], "targets": summary["targets"],
-                           "labels_verified": summary["labels_verified"],
+                           "labels_verified": summary["labels_verified"], "labels_checked": summary["labels_checked"],
                            "labels_verified_share": summary["labels_verified_share"],
                            "failures": len(strict), "informational": len(findings) - len(strict)},
               "findings": [f.to_json() for f in findings]}

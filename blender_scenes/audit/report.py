@@ -56,8 +56,8 @@ def blocks_of(report: dict, figs: dict) -> list[tuple]:
         b.append(("h", 1, f"Audit of question file {Path(report['dataset']).name}"))
         b.append(("table", ["figure", "value"], [
             ["questions", h["questions"]], ["distinct targets (image, box)", h["targets"]],
-            ["labels verified (answer = label of its box)",
-             f"{h['labels_verified']} ({_pct(h['labels_verified_share'])})"],
+            ["answers verified (answer = label of its box)",
+             f"{h['labels_verified']} / {h['labels_checked']} ({_pct(h['labels_verified_share'])})"],
             ["records without an image size", report["without_image_size"]], ["failures", h["failures"]],
             ["sources", ", ".join(f"{k}: {v}" for k, v in report["sources"].items())],
             ["splits", ", ".join(f"{k}: {v}" for k, v in report["splits"].items())]]))
