@@ -85,3 +85,4 @@ def merge_cmd(dataset):
 
 
 COMMANDS = [plan_cmd, render_cmd, merge_cmd]
+from .audit.commands import audit_cmd; COMMANDS.append(audit_cmd)  # noqa: E402,E702
