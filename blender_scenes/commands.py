@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .audit.commands import audit_cmd
+
 design_source = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
     click.option("--preset", help="A shipped design: civet, civet-distractors, clevr, solid, demo."),
@@ -84,5 +86,4 @@ def merge_cmd(dataset):
         click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
 
 
-COMMANDS = [plan_cmd, render_cmd, merge_cmd]
-from .audit.commands import audit_cmd; COMMANDS.append(audit_cmd)  # noqa: E402,E702
+COMMANDS = [plan_cmd, render_cmd, merge_cmd, audit_cmd]
