@@ -36,8 +36,8 @@ def init(cfg_json: dict, root: str, sprite_objects: list[dict]) -> None:
     _state.update(cfg=cfg, layout=DatasetLayout(root), renderer=renderer)
 
 
-def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout) -> dict:
-    """Render, measure and annotate one scene; returns its record (not written)."""
+def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout):
+    """Render, measure and annotate one scene: (its record, its RGB pixels), nothing written yet."""
     if cfg.render.style == "flat":
         if cfg.render.composite:
             image, index, poses = renderer.render(spec)
