@@ -138,7 +138,8 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
     # make no Blender call per scene, so their workers live for the whole job.
     composite = cfg.render.style == "flat" and cfg.render.composite
     per_wave = len(chunks) if composite else max(1, cfg.render.workers_restart_every // chunk) * workers
-    initargs = (cfg.model_dump(mode="json"), str(layout.root), sprite_objects)
+    threads = max(1, (os.cpu_count() or 1) // workers)   # each worker's share of the cores
+    initargs = (cfg.model_dump(mode="json"), str(layout.root), sprite_objects, threads)
     with _progress(progress, len(todo)) as bar:
         for start in range(0, len(chunks), per_wave):
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
@@ -157,6 +158,7 @@ def _init(*args):
     # a parent that imported bpy passes Blender's script folders on in sys.path; there, `import bpy`
     # would find Blender's inner package instead of the module
     sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
+    os.environ["LP_NUM_THREADS"] = str(args[-1])   # Workbench draws with Mesa's llvmpipe: its threads
     from .render.worker import init
     init(*args)
 
