@@ -120,6 +120,41 @@ def _stats_callback(out: Path):
     return StatsCallback()
 
 
+def _trainer_class():
+    from transformers import Trainer
+
+    class VLMTrainer(Trainer):
+        """transformers 5 saves some families (Qwen2-VL, Qwen2.5-VL, ...) in their original hub key layout, which
+        the Trainer's resume and best-model loaders (a plain `load_state_dict`) do not map back, silently keeping
+        the current weights. For full (non-LoRA) runs the checkpoint is read through `from_pretrained`, which
+        maps keys, and copied in strictly. LoRA adapters and FSDP/DeepSpeed checkpoints use the Trainer's path."""
+
+        def _full_model(self):
+            from peft import PeftModel
+
+            model = self.accelerator.unwrap_model(self.model)
+            plain = not (isinstance(model, PeftModel) or self.is_fsdp_enabled or self.is_deepspeed_enabled)
+            return model if plain else None
+
+        def _copy_weights_from(self, folder: str, model) -> None:
+            loaded = type(model).from_pretrained(folder, dtype=model.dtype)
+            model.load_state_dict(loaded.state_dict())
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            full = self._full_model()
+            if full is None:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            self._copy_weights_from(resume_from_checkpoint, full)
+
+        def _load_best_model(self):
+            full = self._full_model()
+            if full is None:
+                return super()._load_best_model()
+            self._copy_weights_from(self.state.best_model_checkpoint, full)
+
+    return VLMTrainer
+
+
 def prepare_model(cfg: TrainConfig, torch_dtype):
     """The model to train (LoRA-wrapped unless --full), its processor, and the LoRA targets used."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -162,7 +197,7 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 def _run(cfg, model_type, train_examples, val_examples, out, resume_from, callbacks) -> dict:
     import torch
     import transformers
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
 
     from .data import ChatCollator, QuestionDataset
 
@@ -184,7 +219,7 @@ def _run(cfg, model_type, train_examples, val_examples, out, resume_from, callba
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
     )
-    trainer = Trainer(
+    trainer = _trainer_class()(
         model=model, args=args, train_dataset=QuestionDataset(train_examples),
         eval_dataset=QuestionDataset(val_examples) if val_examples else None,
         data_collator=ChatCollator(processor),
