@@ -184,3 +184,23 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_checkpoint, questions):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (name, result.output)
         assert not out.exists(), name
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_one_model(tmp_path, tiny_checkpoint, questions):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "scenes2real", "train",
+               "--model", str(tiny_checkpoint("qwen2_5_vl")), "--train", str(questions[0]), "--val",
+               str(questions[1]), "--out", str(out), "--epochs", "2", "--lr", "1e-3", "--lora-r", "4"]
+    subprocess.run(command, check=True, env=env, capture_output=True, timeout=600)
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["world_size"] == 2
+    log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
+    # 6 examples over 2 processes at batch 1: 3 optimizer steps per epoch, logged once (by the main process)
+    assert [e["step"] for e in log if "eval_loss" in e] == [3, 6]
+    assert (out / "best" / "adapter_model.safetensors").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -218,6 +219,8 @@ def _run(cfg, model_type, train_examples, val_examples, out, resume_from, callba
         bf16=dtype_name == "bf16", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
+        # accelerate runs several CPU processes as DDP (gloo) only when told to use the CPU
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=QuestionDataset(train_examples),
