@@ -47,4 +47,41 @@ def plan_cmd(config, preset, as_json):
     Console().print(table)
 
 
-COMMANDS = [plan_cmd]
+@click.command("render")
+@with_design
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
+              help="Render only these splits (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), help="Render the first N scenes of each split.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes, each importing bpy once.")
+@click.option("--shard", metavar="K/N", help="Render only scenes with index % N == K (then `merge`).")
+@click.option("--resume", is_flag=True, help="Finish an interrupted job; what is done is kept.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def render_cmd(config, preset, out, splits, limit, workers, shard, resume, quiet):
+    """Render a design: images, per-scene JSON, COCO instances, questions, manifest."""
+    from .batch import run
+    from .config import load_config_or_preset
+
+    cfg = load_config_or_preset(config, preset)
+    stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
+                resume=resume, progress=not quiet)
+    click.echo(f"rendered {stats.scenes} scenes ({stats.skipped} already done) in {stats.seconds:.1f} s "
+               f"-> {out}")
+    for split, st in stats.status.items():
+        click.echo(f"  {split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
+    if not stats.status:
+        click.echo(f"  shard done; when every shard is, run: scenes2real merge {out}")
+
+
+@click.command("merge")
+@click.argument("dataset", type=click.Path(file_okay=False))
+def merge_cmd(dataset):
+    """Build the split files (COCO, questions) of a dataset from its per-scene JSON (after shards)."""
+    from .batch import merge_dataset
+
+    for split, st in merge_dataset(dataset).items():
+        click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
+
+
+COMMANDS = [plan_cmd, render_cmd, merge_cmd]

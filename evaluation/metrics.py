@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from blender_scenes.labels import LABELS
+from blender_scenes.labels import AREAS, LABELS
 
 UNPARSEABLE = "unparseable"
 
@@ -127,3 +127,15 @@ def task_metrics(pairs: Iterable[tuple[str, str | None]], task: str, bootstrap: 
         "accuracy_grid": _grid(task, by_area),
         "bootstrap": {"samples": bootstrap, "seed": seed, "level": 0.95},
     }
+
+
+def accuracy_by_area9(areas_and_correct: Iterable[tuple[str, bool]]) -> dict:
+    """Accuracy per true nine-way area, for the three-way tasks whose targets say their area: shows whether
+    'left' is answered as well at the top as at the bottom. Grid laid out as the image (3x3)."""
+    hits: dict[str, list[int]] = {area: [0, 0] for area in AREAS}
+    for area, correct in areas_and_correct:
+        hits[area][0] += int(correct)
+        hits[area][1] += 1
+    by_area = {area: _ratio(h, n) for area, (h, n) in hits.items()}
+    return {"accuracy_by_area9": by_area, "support_by_area9": {a: n for a, (_, n) in hits.items()},
+            "accuracy_grid_area9": _grid("area9", by_area)}

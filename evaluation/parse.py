@@ -7,6 +7,7 @@ Deterministic and table-tested (tests/test_parse.py). How it reads an answer:
 2. Otherwise the text is cut into *phrases*: runs of position words (top/upper, bottom/lower, left, right,
    center/centre/middle/central/mid) joined only by filler words ("the", "of", "side", "corner", ...).
    Sentence punctuation and any other word end a phrase. So "center left" is one phrase, never "center".
+   "right" as an intensifier ("right in the middle", "right at the top") is not a position word.
 3. Each phrase names a set of the nine areas: "top left" -> {top left}; "middle" -> {center};
    "left" -> the left column; "top" -> the top row. Word order does not matter ("left top" = "top left").
    Two different words on one axis ("top ... bottom") or a third word ("top left center") -> no area.
@@ -25,10 +26,13 @@ _VERTICAL = {"top": "top", "upper": "top", "uppermost": "top", "topmost": "top",
              "bottom": "bottom", "lower": "bottom", "lowermost": "bottom", "bottommost": "bottom"}
 _HORIZONTAL = {"left": "left", "leftmost": "left", "lefthand": "left",
                "right": "right", "rightmost": "right", "righthand": "right"}
-_CENTER = {"center", "centre", "middle", "central", "mid", "centered", "centred", "centermost"}
+_CENTER = {"center", "centre", "middle", "central", "centrally", "mid", "centered", "centred", "centermost"}
 # Words that may sit inside one position phrase ("top of the left side", "middle-left corner").
 _FILLER = {"the", "of", "in", "on", "at", "to", "side", "sides", "corner", "part", "portion", "area",
            "region", "section", "half", "third", "hand", "edge", "quadrant", "cell", "square", "most"}
+
+_AFTER_INTENSIFIER = {"in", "at", "on", "by", "near", "next", "above", "below"}
+_BEFORE_POSITIONAL_RIGHT = {"the", "to", "on", "at", "far"}
 
 _ROWS = {"top": 0, "center": 1, "bottom": 2}
 _COLS = {"left": 0, "center": 1, "right": 2}
@@ -56,12 +60,22 @@ def _phrase_areas(words: list[str]) -> set[str]:
     return {AREAS[3 * r + c] for r in row_ids for c in col_ids}
 
 
+def _is_intensifier(tokens: list[str], i: int) -> bool:
+    """'right' as in "right in the middle" / "right at the top": not after "the"/"to"/"on", not inside
+    a phrase, and followed by a preposition. "on the right in the corner" keeps its 'right'."""
+    return (tokens[i] == "right" and i + 1 < len(tokens) and tokens[i + 1] in _AFTER_INTENSIFIER
+            and (i == 0 or tokens[i - 1] not in _BEFORE_POSITIONAL_RIGHT))
+
+
 def _phrases(text: str) -> list[list[str]]:
     """Runs of position words, joined only by fillers; other words and sentence ends cut a run."""
     phrases: list[list[str]] = []
     current: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
+    tokens = _TOKEN.findall(text.lower())
+    for i, token in enumerate(tokens):
         if token in _VERTICAL or token in _HORIZONTAL or token in _CENTER:
+            if not current and _is_intensifier(tokens, i):
+                continue
             current.append(token)
         elif token in _FILLER:
             continue

@@ -11,26 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from blender_scenes.dataset import atomic_write_bytes, atomic_write_json, atomic_write_text
-from blender_scenes.labels import LABELS
+from blender_scenes.labels import AREAS, LABELS
 from scenes2real.errors import InputError
 
 
-def _grid_array(task_result: dict):
+def _grid_and_support(task_result: dict):
+    """Accuracy grid to draw (3x3 by true area where known, else by the task's labels) and cell counts."""
     import numpy as np
 
-    return np.array([[np.nan if v is None else v for v in row] for row in task_result["accuracy_grid"]],
-                    dtype=float)
+    if "accuracy_grid_area9" in task_result:
+        grid, labels, support = (task_result["accuracy_grid_area9"], AREAS, task_result["support_by_area9"])
+    else:
+        grid, labels, support = (task_result["accuracy_grid"], LABELS[task_result["task"]],
+                                 task_result["distribution"]["true"])
+    array = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
+    return array, labels, support
 
 
 def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
     import numpy as np
 
-    grid = _grid_array(task_result)
-    task = task_result["task"]
-    labels = LABELS[task]
+    grid, labels, support = _grid_and_support(task_result)
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
     rows, cols = grid.shape
-    support = task_result["distribution"]["true"]
     for r in range(rows):
         for c in range(cols):
             label = labels[r * cols + c] if rows > 1 and cols > 1 else labels[r + c]
@@ -87,11 +90,7 @@ def read_run(run_dir: str | Path) -> dict:
             raise InputError(f"{run_dir / PREDICTIONS}: question {row['id']!r}: fields 'task'/'correct' "
                              "missing (expected a scored run; run `scenes2real score` first)")
         correct.setdefault(row["task"], {})[row["id"]] = row["correct"]
-    return {"dir": run_dir, "name": _run_name(run_dir, metrics), "metrics": metrics, "correct": correct}
-
-
-def _run_name(run_dir: Path, metrics: dict) -> str:
-    return run_dir.resolve().name
+    return {"dir": run_dir, "name": run_dir.resolve().name, "metrics": metrics, "correct": correct}
 
 
 def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
@@ -103,6 +102,10 @@ def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
     discordant = only_a + only_b
     p_value = binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
     return {"n": len(a_correct), "only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p_value)}
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def _fmt(value: float | None, ci: list[float] | None = None) -> str:
@@ -147,7 +150,9 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             ids_a, ids_b = a["correct"].get(task), b["correct"].get(task)
             if not ids_a or not ids_b:
                 continue
-            entry = {"a": a["name"], "b": b["name"], "task": task}
+            entry = {"a": a["name"], "b": b["name"], "task": task,
+                     # the same ids from two different files may differ in option order
+                     "same_question_file": _same_file(a["metrics"].get("questions"), b["metrics"].get("questions"))}
             if set(ids_a) != set(ids_b):
                 entry.update(paired=False, note="different questions; McNemar needs the same questions")
             else:
@@ -164,12 +169,15 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
 
 
 def _markdown(table: list[dict], tests: list[dict]) -> str:
+    from .score import short_name
+
     lines = ["| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
              "| center share (pred / true) |",
              "|---|---|---|---|---:|---|---|---:|---|"]
     for row in table:
         lines.append(
-            f"| {row['run']} | {row['model'] or ''} | {row['adapter'] or ''} | {row['task']} | {row['n']} "
+            f"| {row['run']} | {short_name(row['model']) if row['model'] else ''} "
+            f"| {short_name(row['adapter']) if row['adapter'] else ''} | {row['task']} | {row['n']} "
             f"| {_fmt(row['accuracy'], row['accuracy_ci95'])} | {_fmt(row['macro_f1'], row['macro_f1_ci95'])} "
             f"| {_fmt(row['unparseable_rate'])} | {_fmt(row['center_predicted'])} / {_fmt(row['center_true'])} |")
     if tests:

@@ -64,6 +64,8 @@ def check_model_source(model: str, adapter: str | None) -> None:
     """A local checkpoint folder needs config.json; anything else must be a Hugging Face id transformers can
     resolve (downloaded or in the cache). Only the config is read here, never the weights."""
     path = Path(model)
+    if model.startswith(("/", "./", "../", "~")) and not path.exists():
+        raise InputError(f"--model {model}: folder not found (expected a checkpoint folder or a Hugging Face id)")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(f"--model {model}: folder has no config.json (expected a transformers checkpoint)")
@@ -153,6 +155,14 @@ def pick_dtype(dtype: str, device: str):
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
 
 
+def processor_source(model_source: str, adapter: str | None) -> str:
+    """The adapter folder when the trainer saved the processor there (what the adapter was trained with),
+    else the model's."""
+    if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
+        return adapter
+    return model_source
+
+
 def load_model(model_source: str, adapter: str | None = None, device: str = "cpu", dtype=None):
     """Model (+ peft adapter) in eval mode on `device`, and its processor set to pad on the left."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -163,7 +173,7 @@ def load_model(model_source: str, adapter: str | None = None, device: str = "cpu
 
         model = PeftModel.from_pretrained(model, adapter)
     model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(model_source)
+    processor = AutoProcessor.from_pretrained(processor_source(model_source, adapter))
     # decoder-only generation continues from the last position: pad on the left
     processor.tokenizer.padding_side = "left"
     return model, processor
@@ -227,21 +237,25 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     items = load_run_questions(settings)
     check_model_source(settings.model, settings.adapter)
     check_resumable(settings, run_file, predictions)
+    device = pick_device(settings.device)
 
     done = {row["id"] for row in completed_rows(predictions)}
     todo = [(record, image) for record, image in items if record.id not in done]
     info = run_record(settings)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        device = pick_device(settings.device)
         dtype = pick_dtype(settings.dtype, device)
         model, processor = load_model(settings.model, settings.adapter, device, dtype)
         generation_config = greedy_config(model, processor, settings.max_new_tokens)
-        info.update(_environment(model, device, dtype), status="running", generation=_generation_summary(generation_config))
+        info.update(_environment(model, device, dtype), status="running",
+                    processor=processor_source(info["model"], info["adapter"]),
+                    generation=_generation_summary(generation_config))
         atomic_write_json(run_file, info, indent=2)
+        start = time.perf_counter()
         seconds = _answer(model, processor, generation_config, todo, predictions, settings, len(done), progress)
+        wall = time.perf_counter() - start
         info.update(status="complete", answered_now=len(todo), generate_seconds=round(seconds, 3),
-                    questions_per_second=round(len(todo) / seconds, 4) if seconds > 0 else None)
+                    wall_seconds=round(wall, 3), questions_per_second=round(len(todo) / wall, 4))
     else:
         previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
         info = {**previous, **info, "status": "complete", "answered_now": 0}
@@ -254,14 +268,25 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
 
 def _answer(model, processor, generation_config, todo, predictions: Path, settings: RunSettings,
             already: int, progress: bool) -> float:
+    """Answer `todo` batch by batch, appending rows; returns the seconds spent in generation."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
+    def load_images(batch):
+        return [open_image(path, settings.questions) for _, path in batch]
+
+    seconds = 0.0
+    todo_batches = list(batches(todo, settings.batch_size))
     bar = tqdm(total=already + len(todo), initial=already, unit="q", desc="evaluate", disable=not progress,
                dynamic_ncols=True)
-    seconds = 0.0
-    with predictions.open("a", encoding="utf-8") as fh:
-        for batch in batches(todo, settings.batch_size):
-            images = [open_image(path, settings.questions) for _, path in batch]
+    # decode the next batch's images while the model answers this one
+    with predictions.open("a", encoding="utf-8") as fh, ThreadPoolExecutor(1) as pool:
+        upcoming = pool.submit(load_images, todo_batches[0])
+        for index, batch in enumerate(todo_batches):
+            images = upcoming.result()
+            if index + 1 < len(todo_batches):
+                upcoming = pool.submit(load_images, todo_batches[index + 1])
             start = time.perf_counter()
             answers = _generate_fitting(model, processor, [record_prompt(r) for r, _ in batch], images,
                                         generation_config)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from blender_scenes.dataset import atomic_write_json
-from blender_scenes.labels import LABELS
+from blender_scenes.labels import AREAS, LABELS, area_of_box
 from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 from scenes2real.errors import InputError
 
-from .metrics import task_metrics
+from .metrics import accuracy_by_area9, task_metrics
 from .parse import parse_answer
 
 PREDICTIONS = "predictions.jsonl"
@@ -64,7 +64,7 @@ def read_predictions(path: str | Path) -> list[dict]:
 
 def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
     by_id: dict[str, QuestionRecord] = {}
-    for lineno, record in enumerate(read_questions(questions_path), 1):
+    for record in read_questions(questions_path):
         if record.id in by_id:
             raise InputError(f"{questions_path}: field 'id': {record.id!r} appears twice")
         if record.answer not in LABELS[record.task]:
@@ -87,12 +87,34 @@ def rescore_rows(rows: list[dict], by_id: dict[str, QuestionRecord], predictions
     return out
 
 
-def run_metrics(rows: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict[str, dict]:
-    """Per-task metrics of scored rows, tasks in their usual order."""
-    by_task: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+def true_area(record: QuestionRecord) -> str | None:
+    """The nine-way area of a question's target, when its record says it (area label, or box + image size)."""
+    target = record.target
+    for key in ("area_label", "area"):
+        if target.get(key) in AREAS:
+            return target[key]
+    bbox, width, height = target.get("bbox"), target.get("image_width"), target.get("image_height")
+    if isinstance(bbox, list) and len(bbox) == 4 and width and height:
+        return area_of_box(bbox, width, height)
+    return None
+
+
+def run_metrics(rows: list[dict], by_id: dict[str, QuestionRecord] | None = None, bootstrap: int = 1000,
+                seed: int = 0) -> dict[str, dict]:
+    """Per-task metrics of scored rows, tasks in their usual order. Three-way tasks also get accuracy per
+    true nine-way area when every target's area is known from the question file."""
+    by_task: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        by_task[row["task"]].append((row["answer"], row["parsed"]))
-    return {task: task_metrics(by_task[task], task, bootstrap, seed) for task in LABELS if task in by_task}
+        by_task[row["task"]].append(row)
+    out = {}
+    for task in (t for t in LABELS if t in by_task):
+        task_rows = by_task[task]
+        out[task] = task_metrics([(r["answer"], r["parsed"]) for r in task_rows], task, bootstrap, seed)
+        if task in ("horizontal", "vertical") and by_id:
+            areas = [true_area(by_id[r["id"]]) for r in task_rows]
+            if all(areas):
+                out[task].update(accuracy_by_area9(zip(areas, (r["correct"] for r in task_rows))))
+    return out
 
 
 def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 1000, seed: int = 0,
@@ -108,10 +130,10 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
     rows = rescore_rows(rows, by_id, predictions_path, questions_path)
     write_jsonl(predictions_path, rows)
 
-    tasks = run_metrics(rows, bootstrap, seed)
+    tasks = run_metrics(rows, by_id, bootstrap, seed)
     correct = sum(row["correct"] for row in rows)
     unparseable = [row for row in rows if row["parsed"] is None]
-    run_info = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).is_file() else None
+    run_info = _read_run_info(run_dir / RUN)
     metrics = {
         "run": run_info,
         "run_dir": str(run_dir),
@@ -138,8 +160,26 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
     return metrics
 
 
+def _read_run_info(path: Path) -> dict | None:
+    """run.json as the runner wrote it, or None when the run has none."""
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err.msg}); expected the runner's run settings") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{path}: expected a JSON object (the runner's run settings)")
+    return info
+
+
+def short_name(model_or_path) -> str:
+    """'Qwen2.5-VL-3B-Instruct' from a Hugging Face id or a checkpoint folder's path."""
+    return Path(str(model_or_path).rstrip("/")).name
+
+
 def _run_title(run_dir: Path, run_info: dict | None) -> str:
     if run_info and run_info.get("model"):
         adapter = run_info.get("adapter")
-        return f"{run_info['model']}" + (f" + {Path(str(adapter)).name}" if adapter else "")
+        return short_name(run_info["model"]) + (f" + {short_name(adapter)}" if adapter else "")
     return run_dir.resolve().name

@@ -14,7 +14,7 @@ from blender_scenes.labels import LABELS
 from blender_scenes.questions import options_with_answer, question_text
 from scenes2real.cli import cli
 
-FAMILIES_RUN = ["qwen2_5_vl", "qwen2_vl", "llava_onevision", "idefics3", "smolvlm"]
+FAMILIES_RUN = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl", "llava_onevision", "internvl", "idefics3", "smolvlm"]
 DESCRIPTIONS = ["red star", "blue circle", "green square", "yellow triangle", "dog", "car"]
 
 
@@ -163,6 +163,25 @@ def test_adapter_is_loaded_and_changes_nothing_else(dataset, tiny_checkpoint, tm
     adapted = read_rows(tmp_path / "trained-run")
     assert [r["id"] for r in adapted] == [r["id"] for r in base]
     assert [r["raw"] for r in adapted] != [r["raw"] for r in base]
+    assert json.loads((tmp_path / "trained-run" / "run.json").read_text())["processor"] == str(model.resolve())
+
+
+def test_processor_saved_with_the_adapter_is_used(dataset, tiny_checkpoint, tmp_path):
+    from transformers import AutoProcessor
+
+    questions = dataset / "questions" / "test.jsonl"
+    model = tiny_checkpoint("qwen2_5_vl")
+    adapter = _write_adapter(model, tmp_path / "adapter", random_init=False)
+    processor = AutoProcessor.from_pretrained(model)
+    # the trainer saves its processor beside the adapter; here its template adds a system prompt
+    processor.chat_template = processor.chat_template.replace("You are a helpful assistant.", "Be brief.")
+    processor.save_pretrained(adapter)
+    assert evaluate(model, questions, tmp_path / "with-processor", "--adapter", adapter, "--limit", 3)[0] == 0
+    with_processor = read_rows(tmp_path / "with-processor")
+    assert json.loads((tmp_path / "with-processor" / "run.json").read_text())["processor"] == str(adapter.resolve())
+
+    assert evaluate(model, questions, tmp_path / "base", "--limit", 3)[0] == 0
+    assert [r["raw"] for r in read_rows(tmp_path / "base")] != [r["raw"] for r in with_processor]
 
 
 @pytest.mark.parametrize("case", ["unknown model path", "model folder without config", "missing image",
@@ -195,4 +214,15 @@ def test_bad_input_is_one_line_and_exit_2(case, dataset, tiny_checkpoint, tmp_pa
     assert code == 2
     lines = output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_without_a_gpu_is_refused_before_writing(dataset, tiny_checkpoint, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, output = evaluate(tiny_checkpoint("qwen2_5_vl"), dataset / "questions" / "test.jsonl", tmp_path / "run",
+                            "--device", "cuda")
+    assert code == 2 and output.strip() == "error: --device cuda: no CUDA device here (expected auto or cpu)"
     assert not (tmp_path / "run").exists()

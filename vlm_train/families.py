@@ -38,8 +38,8 @@ class Family:
     pad_token: str
     chat_template: str
     tiny: TinyRecipe
-    # extra tokens needed by the processor and generation (stop strings) kept whole by a tiny tokenizer
-    extra_tokens: tuple[str, ...] = ()
+    # tokens the processor reads as tokenizer attributes (InternVL: tokenizer.context_image_token, ...)
+    named_tokens: Mapping[str, str] = field(default_factory=dict)
 
     def lora_target_regex(self, parts: tuple[str, ...] = ("language", "vision")) -> str:
         """One regex for peft `LoraConfig(target_modules=...)` covering the given parts."""
@@ -91,6 +91,19 @@ _IDEFICS3_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
 
+_INTERNVL_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<IMG_CONTEXT>\n{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 # --- tiny configs ------------------------------------------------------------------------------------------
 
 # A small language model shared by all tiny checkpoints: 2 layers, width 32, grouped-query attention.
@@ -127,6 +140,23 @@ def _qwen2_vl_config(tid, vocab):
                 **_qwen_vision_ids(tid), **_INIT)
 
 
+def _qwen3_vl_config(tid, vocab):
+    text = dict(_qwen_text(tid, vocab), head_dim=8)
+    text["rope_parameters"] = dict(text["rope_parameters"], mrope_interleaved=True)
+    return dict(text_config=text,
+                vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32,
+                                   patch_size=16, num_position_embeddings=16, deepstack_visual_indexes=[1], **_INIT),
+                **_qwen_vision_ids(tid), **_INIT)
+
+
+def _internvl_config(tid, vocab):
+    text = dict(_TINY_TEXT, model_type="qwen2", vocab_size=vocab, bos_token_id=tid("<|endoftext|>"),
+                eos_token_id=tid("<|im_end|>"), pad_token_id=tid("<|endoftext|>"))
+    return dict(text_config=text,
+                vision_config=dict(_TINY_SIGLIP, image_size=[28, 28], patch_size=[14, 14]),
+                image_token_id=tid("<IMG_CONTEXT>"), image_seq_length=1, downsample_ratio=0.5, **_INIT)
+
+
 def _llava_onevision_config(tid, vocab):
     text = dict(_TINY_TEXT, model_type="qwen2", vocab_size=vocab, bos_token_id=tid("<|endoftext|>"),
                 eos_token_id=tid("<|im_end|>"), pad_token_id=tid("<|endoftext|>"))
@@ -150,8 +180,8 @@ _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
                   "<|image_pad|>", "<|video_pad|>")
 _QWEN_LANGUAGE = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"
 _IDEFICS_IMAGE = dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=True)
-# SigLIP encoders name their attention projections like the language models do
-_SIGLIP_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
+# Idefics3's processor looks up its tile markers (<row_r_col_c>, <global-img>) as single tokens
+_IDEFICS_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
                   "<end_of_utterance>", "<global-img>",
                   *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)))
 
@@ -162,7 +192,7 @@ def _idefics_family(model_type: str, description: str, processor: str, image_pro
         model_type=model_type, description=description,
         lora_targets={"language": r".*text_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)",
                       "vision": r".*vision_model\.encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"},
-        special_tokens=_SIGLIP_TOKENS, bos_token="<|begin_of_text|>", eos_token="<end_of_utterance>",
+        special_tokens=_IDEFICS_TOKENS, bos_token="<|begin_of_text|>", eos_token="<end_of_utterance>",
         pad_token="<|end_of_text|>", chat_template=_IDEFICS3_TEMPLATE,
         tiny=TinyRecipe(config=_idefics3_config, processor_class=processor,
                         image_processor=(image_processor, _IDEFICS_IMAGE), video_processor=video_processor,
@@ -205,6 +235,36 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
                                   image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]], **_INIT)),
             video_processor=("LlavaOnevisionVideoProcessor", dict(size={"height": 28, "width": 28})),
             processor_kwargs={"num_image_tokens": 4, "vision_feature_select_strategy": "full"}),
+    ),
+    Family(
+        model_type="qwen3_vl", description="Qwen3-VL (Qwen/Qwen3-VL-2B-Instruct, -4B, -8B, ...)",
+        lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
+        special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        chat_template=_QWEN_TEMPLATE,
+        tiny=TinyRecipe(config=_qwen3_vl_config, processor_class="Qwen3VLProcessor",
+                        # 16-pixel patches merged 2x2: 32x32 pixels make one token; 4..16 tokens per image
+                        image_processor=("Qwen2VLImageProcessor",
+                                         dict(patch_size=16, size={"shortest_edge": 4 * 32 * 32,
+                                                                   "longest_edge": 16 * 32 * 32})),
+                        video_processor=("Qwen3VLVideoProcessor",
+                                         dict(size={"shortest_edge": 4 * 32 * 32, "longest_edge": 16 * 32 * 32}))),
+    ),
+    Family(
+        model_type="internvl", description="InternVL3 / InternVL3.5, -hf checkpoints (OpenGVLab/InternVL3_5-8B-HF, ...)",
+        lora_targets={"language": _QWEN_LANGUAGE,
+                      "vision": r".*vision_tower\.encoder\.layer\.\d+\.attention\.(q_proj|k_proj|v_proj)"},
+        special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>",
+                        "<video>"),
+        named_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                      "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
+        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=_INTERNVL_TEMPLATE,
+        tiny=TinyRecipe(config=_internvl_config, processor_class="InternVLProcessor",
+                        # 28-pixel tiles, up to 4 of them plus a thumbnail; 1 token per tile
+                        image_processor=("GotOcr2ImageProcessor",
+                                         dict(size={"height": 28, "width": 28}, crop_to_patches=True,
+                                              min_patches=1, max_patches=4)),
+                        video_processor=("InternVLVideoProcessor", dict(size={"height": 28, "width": 28})),
+                        processor_kwargs={"image_seq_length": 1}),
     ),
     _idefics_family("idefics3", "Idefics3 and SmolVLM (HuggingFaceTB/SmolVLM-256M-Instruct, ...)",
                     "Idefics3Processor", "Idefics3ImageProcessor", None),

@@ -36,7 +36,7 @@ def build_tokenizer(family: Family, vocab_size: int = 512):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = list(dict.fromkeys((*family.special_tokens, *family.extra_tokens)))
+    specials = list(family.special_tokens)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -46,6 +46,8 @@ def build_tokenizer(family: Family, vocab_size: int = 512):
     kwargs = {"eos_token": family.eos_token, "pad_token": family.pad_token}
     if family.bos_token:
         kwargs["bos_token"] = family.bos_token
+    if family.named_tokens:
+        kwargs["extra_special_tokens"] = dict(family.named_tokens)
     return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
 
 

@@ -1,0 +1,122 @@
+"""Small Blender helpers shared by the flat and 3D renderers: a clean scene, colour conversion,
+Workbench settings, rendering a pass to a file in a scratch folder and reading its pixels back."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import bpy
+import cv2
+import numpy as np
+
+WORKBENCH_AA = (5, 8, 11, 16, 32)   # the sample counts Workbench offers
+
+
+def srgb_to_linear(rgb255) -> tuple[float, float, float]:
+    c = np.asarray(rgb255, dtype=np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return tuple(float(v) for v in lin)
+
+
+def linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
+    """Float linear RGB -> 8-bit sRGB, rounded as Blender's 'Standard' view writes PNGs."""
+    c = np.clip(lin, 0.0, 1.0)
+    s = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+    return np.floor(s * 255.0 + 0.5).astype(np.uint8)
+
+
+def workbench_aa(samples: int) -> str:
+    if samples <= 1:
+        return "OFF"
+    return str(next((s for s in WORKBENCH_AA if s >= samples), WORKBENCH_AA[-1]))
+
+
+def new_scene(name: str, width: int, height: int) -> bpy.types.Scene:
+    scene = bpy.data.scenes.new(name)
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
+    r.dither_intensity = 0.0           # dither noise would change the exact colours and the index pass
+    r.image_settings.file_format = "PNG"
+    r.image_settings.compression = 15  # the file is scratch: read back at once
+    scene.view_settings.view_transform = "Standard"   # AgX (the default) washes colours out
+    scene.view_settings.look = "None"
+    scene.world = bpy.data.worlds.new(f"{name}-world")
+    return scene
+
+
+def reset_blender() -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def set_index_pass(scene: bpy.types.Scene) -> None:
+    """Workbench, flat light, each object drawn in its own `object.color`, one sample per pixel centre,
+    no colour transform: the written red channel is the object id."""
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.render_aa = "OFF"
+    shading = scene.display.shading
+    shading.light = "FLAT"
+    shading.color_type = "OBJECT"
+    shading.show_shadows = False
+    shading.show_cavity = False
+    shading.show_object_outline = False
+    shading.show_specular_highlight = False
+    shading.show_xray = False
+    scene.view_settings.view_transform = "Raw"
+    scene.world.color = (0.0, 0.0, 0.0)
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.image_settings.color_depth = "8"
+
+
+def index_color(object_id: int) -> tuple[float, float, float, float]:
+    return (object_id / 255.0, 0.0, 0.0, 1.0)
+
+
+@contextlib.contextmanager
+def quiet(log_path: Path):
+    """Send Blender's C-level output during a render ('Fra:1 ...', 'Saved: ...', and the harmless EGL
+    warnings of headless Workbench) to a log file instead of the user's terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (log, *saved):
+            os.close(fd)
+
+
+class Scratch:
+    """Renders a scene to a PNG in a private scratch folder and reads the pixels back."""
+
+    def __init__(self, folder: str | Path | None = None):
+        base = Path(folder or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+        self.dir = base / f"scenes2real-{os.getpid()}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.render_seconds = 0.0   # time inside Blender's render call (the rest is our overhead)
+
+    def render(self, scene: bpy.types.Scene, name: str = "pass") -> np.ndarray:
+        path = self.dir / f"{name}.png"
+        scene.render.filepath = str(path)
+        t0 = time.perf_counter()
+        log = self.dir / "blender.log"
+        try:
+            with quiet(log):
+                bpy.ops.render.render(write_still=True, scene=scene.name)
+        except RuntimeError as err:
+            raise RuntimeError(f"Blender failed to render {scene.name}: {err}; its output:\n"
+                               f"{log.read_text(errors='replace')[-2000:]}") from None
+        self.render_seconds += time.perf_counter() - t0
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise RuntimeError(f"Blender wrote no image to {path}")
+        if img.ndim == 3:   # OpenCV reads BGR(A)
+            img = img[..., [2, 1, 0, 3]] if img.shape[2] == 4 else img[..., ::-1]
+        return np.ascontiguousarray(img)

@@ -1,0 +1,75 @@
+"""A render worker: one process that imports bpy once, builds the renderer for a design, and renders
+chunks of scenes, writing each scene's image then its JSON (both atomically)."""
+from __future__ import annotations
+
+import resource
+import time
+
+import cv2
+
+from ..annotate import scene_record
+from ..config import DesignFile
+from ..dataset import DatasetLayout, atomic_write_bytes, atomic_write_json
+from ..measure import measure
+from ..plan import ObjectSpec, SceneSpec
+
+_state: dict = {}
+
+
+def build_renderer(cfg: DesignFile, scratch_dir: str | None = None):
+    from .blend import Scratch, reset_blender
+
+    reset_blender()
+    scratch = Scratch(scratch_dir)
+    if cfg.render.style == "flat":
+        from .flat import FlatRenderer
+        return FlatRenderer(cfg, scratch)
+    from .solid import SolidRenderer
+    return SolidRenderer(cfg, scratch)
+
+
+def init(cfg_json: dict, root: str, sprite_objects: list[dict]) -> None:
+    cfg = DesignFile.model_validate(cfg_json)
+    renderer = build_renderer(cfg)
+    if cfg.render.style == "flat" and cfg.render.composite:
+        renderer.prepare(ObjectSpec(**{**o, "cell": tuple(o["cell"])}) for o in sprite_objects)
+    _state.update(cfg=cfg, layout=DatasetLayout(root), renderer=renderer)
+
+
+def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout) -> dict:
+    """Render, measure and annotate one scene; returns its record (not written)."""
+    if cfg.render.style == "flat":
+        if cfg.render.composite:
+            image, index, poses = renderer.render(spec)
+        else:
+            image, index, poses = renderer.render_full(spec)
+        placed, scene_info = spec, {"style": "flat", "engine": "workbench", "aa": renderer.aa,
+                                    "composite": cfg.render.composite, "camera": {"type": "orthographic",
+                                    "ortho_scale": max(cfg.image.width, cfg.image.height), "unit": "pixel"},
+                                    "background_rgb": list(cfg.image.background)}
+    else:
+        image, index, poses, placed = renderer.render(spec)
+        scene_info = {"style": "3d", **renderer.scene_json()}
+    measured = [measure(index, k + 1) for k in range(len(spec.objects))]
+    record = scene_record(cfg, spec, placed, poses, measured, scene_info, layout.image_rel(spec.split, spec.id))
+    return record, image
+
+
+def write_scene(layout: DatasetLayout, record: dict, image) -> None:
+    ok, png = cv2.imencode(".png", image[..., ::-1])   # from the pixel buffer: no date/time text chunks
+    if not ok:
+        raise RuntimeError(f"scene {record['id']}: PNG encoding failed")
+    atomic_write_bytes(layout.image(record["split"], record["id"]), png.tobytes())   # image before JSON
+    atomic_write_json(layout.scene(record["split"], record["id"]), record)
+
+
+def render_chunk(spec_dicts: list[dict]) -> dict:
+    cfg, layout, renderer = _state["cfg"], _state["layout"], _state["renderer"]
+    scratch = renderer.scratch
+    t0, engine0 = time.perf_counter(), scratch.render_seconds
+    for d in spec_dicts:
+        record, image = render_scene(renderer, cfg, SceneSpec.from_json(d), layout)
+        write_scene(layout, record, image)
+    return {"scenes": len(spec_dicts), "seconds": time.perf_counter() - t0,
+            "engine_seconds": scratch.render_seconds - engine0,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
