@@ -1,18 +1,23 @@
 """Learnability benchmark (not a test): does the training pipeline teach absolute position?
 
-A small Qwen2.5-VL (the real architecture, random initialisation, a few million weights) is trained from
-scratch (`--full`) on a flat-style dataset rendered by our renderer at 84x84 pixels (9x9 grid, 9 areas, three
-shapes x three colours x two sizes), through the same `vlm_train.train.train` as `scenes2real train`. After each
-epoch it answers the held-out 9-way test questions greedily with the evaluation runner's functions; the answers
-are parsed by `evaluation.parse`. Chance is 1/9.
+A small VLM of a real architecture (default Idefics3/SmolVLM: SigLIP vision encoder, pixel-shuffle connector,
+Llama text model; about a million weights, random initialisation) is trained from scratch (`--full`) through
+`vlm_train.train.train` (the code behind `scenes2real train`) on a flat-style dataset rendered by our renderer:
+84x84 pixels, a 6x6 placement grid (9 areas of 2x2 cells), every shape x colour x size x cell combination once
+(5 x 7 x 2 x 36 = 2,520 scenes; train/val/test 70/10/20, so every test image is unseen). Every few epochs it
+answers the held-out 9-way test questions greedily with the evaluation runner's functions, parsed by
+`evaluation.parse` (chance 1/9); the best checkpoint is finally scored through `scenes2real evaluate`.
 
-At 84 px Qwen's 14-px patches merged 2x2 give a 3x3 grid of image tokens, one per answer area.
+At 84 px the vision encoder sees 6x6 patches of 14 px; the connector merges them 2x2 into 3x3 image tokens,
+one per answer area. The learning rate matters: at 1e-3 the vision tower collapses and the model never uses the
+image; 3e-4 works.
 
-    python bench/learn.py                       # render, build the model, train, print JSON
+    python bench/learn.py                       # render, build the model, train (<= --budget-min), print JSON
     python bench/learn.py --dataset DIR         # reuse a rendered dataset (DIR/questions/{train,val,test}.jsonl)
+    python bench/learn.py --family qwen2_5_vl   # the same with a small Qwen2.5-VL
 
-Prints one JSON object: dataset counts and render time, model size, per epoch train/val loss and test accuracy
-with elapsed time, the final accuracy (also through `scenes2real evaluate`), threads and wall time.
+Prints one JSON object: dataset counts and render time, model size, test accuracy over epochs with elapsed
+time, the final accuracy through `scenes2real evaluate`, threads and wall time.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 DESIGN = """\
 # bench/learn.py: small flat scenes for a from-scratch learnability check
 name = "learn-bench"
-description = "Flat shapes at 84 px: 3 shapes x 3 colours x 2 sizes x 81 cells, balanced"
+description = "Flat shapes at {size} px on a {grid}x{grid} grid: every shape x colour x size x cell (5 x 7 x 2 x grid^2)"
 seed = {seed}
 
 [image]
@@ -43,21 +48,25 @@ engine = "workbench"
 samples = 8
 
 [grid]
-rows = 9
-cols = 9
+rows = {grid}
+cols = {grid}
 
 [factors]
-shapes = ["square", "circle", "triangle"]
+shapes = ["square", "circle", "triangle", "star", "plus"]
 sizes = {{ large = 0.86, small = 0.6 }}
 
 [factors.colors]
 red = [255, 0, 0]
 green = [0, 255, 0]
 blue = [0, 0, 255]
+magenta = [255, 0, 255]
+yellow = [255, 255, 0]
+cyan = [0, 255, 255]
+white = [255, 255, 255]
 
 [design]
-kind = "balanced"
-scenes = {scenes}
+kind = "exhaustive"
+repeat = {repeat}
 
 [splits]
 fractions = {{ train = 0.7, val = 0.1, test = 0.2 }}
@@ -92,9 +101,9 @@ ARCHS = {
 }
 
 
-def render(work: Path, size: int, scenes: int, seed: int) -> tuple[Path, float]:
+def render(work: Path, size: int, grid: int, repeat: int, seed: int) -> tuple[Path, float]:
     config = work / "design.toml"
-    config.write_text(DESIGN.format(size=size, scenes=scenes, seed=seed))
+    config.write_text(DESIGN.format(size=size, grid=grid, repeat=repeat, seed=seed))
     data = work / "data"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "scenes2real", "render", str(config), "--out", str(data)],
@@ -134,8 +143,10 @@ def build_model(out: Path, family_name: str, seed: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def accuracy_callback(model_dir: Path, questions: Path, results: list, started: float, batch_size: int = 32):
-    """After each epoch: greedy answers to the test questions, parsed, compared with the answers."""
+def accuracy_callback(model_dir: Path, questions: Path, results: list, started: float, every: int,
+                      budget_s: float, batch_size: int = 32):
+    """Every `every` epochs: greedy answers to the test questions, parsed, compared with the answers. Stops
+    training once `budget_s` seconds have passed since `started`."""
     from transformers import AutoProcessor, TrainerCallback
 
     from blender_scenes.questions import read_questions, record_prompt, resolve_image
@@ -147,20 +158,29 @@ def accuracy_callback(model_dir: Path, questions: Path, results: list, started: 
     processor = AutoProcessor.from_pretrained(model_dir)
     processor.tokenizer.padding_side = "left"
 
+    def accuracy(model) -> float:
+        model.eval()
+        config = greedy_config(model, processor, max_new_tokens=6)
+        correct = 0
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            answers = generate_answers(model, processor, [record_prompt(r) for r in chunk],
+                                       images[start:start + batch_size], config)
+            correct += sum(parse_answer(a, r.task, r.options) == r.answer for a, r in zip(answers, chunk))
+        model.train()
+        return correct / len(records)
+
     class Accuracy(TrainerCallback):
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
-            model.eval()
-            config = greedy_config(model, processor, max_new_tokens=6)
-            correct = 0
-            for start in range(0, len(records), batch_size):
-                chunk = records[start:start + batch_size]
-                answers = generate_answers(model, processor, [record_prompt(r) for r in chunk],
-                                           images[start:start + batch_size], config)
-                correct += sum(parse_answer(a, r.task, r.options) == r.answer for a, r in zip(answers, chunk))
-            model.train()
-            results.append({"epoch": round(state.epoch), "test_accuracy": round(correct / len(records), 4),
-                            "elapsed_s": round(time.perf_counter() - started, 1)})
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            epoch = round(state.epoch)
+            out_of_time = time.perf_counter() - started > budget_s
+            if out_of_time:
+                control.should_training_stop = True
+            if epoch % every == 0 or epoch == args.num_train_epochs or out_of_time:
+                results.append({"epoch": epoch, "step": state.global_step,
+                                "test_accuracy": round(accuracy(model), 4),
+                                "elapsed_s": round(time.perf_counter() - started, 1)})
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
 
     return Accuracy()
 
@@ -169,13 +189,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "learn-bench")
     parser.add_argument("--dataset", type=Path, help="A rendered dataset to reuse instead of rendering.")
-    parser.add_argument("--family", choices=sorted(ARCHS), default="qwen2_5_vl")
+    parser.add_argument("--family", choices=sorted(ARCHS), default="idefics3")
     parser.add_argument("--size", type=int, default=84)
-    parser.add_argument("--scenes", type=int, default=810)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--grid", type=int, default=6, help="placement grid (rows = cols, a multiple of 3)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="each shape x colour x size x cell combination this many times (exhaustive design)")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patience", type=int, default=10,
+                        help="early stopping on validation perplexity (from scratch the loss plateaus for a while)")
+    parser.add_argument("--eval-every", type=int, default=5, help="test accuracy every N epochs")
+    parser.add_argument("--budget-min", type=float, default=20.0, help="stop training after this many minutes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -192,7 +217,7 @@ def main() -> None:
     render_s = None
     data = args.dataset
     if data is None:
-        data, render_s = render(args.work, args.size, args.scenes, args.seed)
+        data, render_s = render(args.work, args.size, args.grid, args.repeat, args.seed)
     questions = {s: data / "questions" / f"{s}.jsonl" for s in ("train", "val", "test")}
     model_dir = args.work / "model"
     parameters = build_model(model_dir, args.family, args.seed)
@@ -207,7 +232,8 @@ def main() -> None:
     stats = train(TrainConfig(model=str(model_dir), train=str(questions["train"]), val=str(questions["val"]),
                               out=str(run), full=True, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                               patience=args.patience, seed=args.seed, dtype="fp32"),
-                  callbacks=[accuracy_callback(model_dir, questions["test"], results, train_started)])
+                  callbacks=[accuracy_callback(model_dir, questions["test"], results, train_started,
+                                               args.eval_every, args.budget_min * 60)])
     train_s = time.perf_counter() - train_started
 
     evaluated = subprocess.run(
@@ -223,10 +249,11 @@ def main() -> None:
                     if k in epochs.get(row["epoch"], {})})
     print(json.dumps({
         "dataset": {"path": str(data), "render_s": round(render_s, 1) if render_s else None,
-                    **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size},
+                    **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size, "grid": args.grid},
         "model": {"architecture": args.family, "parameters": parameters, "init": "random",
                   "text": ARCHS[args.family]["text"], "vision": ARCHS[args.family]["vision"]},
         "training": {"full": True, "lr": args.lr, "batch_size": args.batch_size, "epochs_run": len(stats["epochs"]),
+                     "budget_min": args.budget_min,
                      "best_epoch": stats.get("best_epoch"), "train_s": round(train_s, 1)},
         "threads": args.threads,
         "epochs": results,

@@ -80,6 +80,16 @@ def test_training_lowers_the_loss_and_the_adapter_reloads(tmp_path, tiny_checkpo
     saved = _adapter(out / "best")
     assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # B starts at zero
 
+    # and `scenes2real evaluate` answers every question with base model + adapter
+    result = CliRunner().invoke(cli, ["evaluate", "--model", str(model_dir), "--adapter", str(out / "best"),
+                                      "--questions", str(questions[1]), "--out", str(tmp_path / "eval"),
+                                      "--device", "cpu", "--max-new-tokens", "4"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["n_predictions"] == 3 and summary["missing"] == 0
+    run = json.loads((tmp_path / "eval" / "run.json").read_text())
+    assert run["adapter"] == str(out / "best")
+
 
 class Killed(Exception):
     pass

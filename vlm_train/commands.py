@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -37,8 +38,9 @@ def train_cmd(model, train_file, val_file, out, **options):
     from .train import TrainConfig, train
 
     stats = train(TrainConfig(model=model, train=train_file, val=val_file, out=out, **options))
-    click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
-                           if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
+    if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
+        click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
+                               if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
 
 
 @click.command("export")

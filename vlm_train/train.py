@@ -8,7 +8,6 @@ Trainer); only the main process writes the run's own files.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil
@@ -20,8 +19,6 @@ from pydantic import BaseModel, Field
 
 from blender_scenes.dataset import atomic_write_json
 from scenes2real.errors import InputError
-
-log = logging.getLogger("vlm_train")
 
 
 class TrainConfig(BaseModel):
