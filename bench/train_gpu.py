@@ -13,6 +13,8 @@ saved once to --work, with the tiny tokenizer and the family's real image proces
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import random
@@ -115,13 +117,20 @@ def run_batch(model_dir: Path, train_file: Path, val_file: Path, work: Path, bat
     config = TrainConfig(model=str(model_dir), train=str(train_file), val=str(val_file), out=str(out),
                          batch_size=batch, epochs=1, dtype=args.dtype,
                          gradient_checkpointing=args.gradient_checkpointing)
+    fits = True
     try:
-        train(config, callbacks=[timing_callback(args.warmup, record)])
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout is the JSON
+            train(config, callbacks=[timing_callback(args.warmup, record)])
     except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return {"batch_size": batch, "fits": False}
+        fits = False
     finally:
         shutil.rmtree(out, ignore_errors=True)  # checkpoints of a 3B run are large
+    # the failed run's model and optimizer are garbage once the exception is gone
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if not fits:
+        return {"batch_size": batch, "fits": False}
     samples = record["steps"] * batch
     return {"batch_size": batch, "fits": True, "timed_steps": record["steps"],
             "seconds_per_step": round(record["seconds"] / record["steps"], 4),
