@@ -183,16 +183,16 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 
     train_examples = load_examples(cfg.train)
     val_examples = load_examples(cfg.val) if cfg.val else None
-    model_type = check_model_path(cfg.model)
+    check_model_path(cfg.model)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     resume_from = last_checkpoint(checkpoints) if cfg.resume else None
     if not cfg.resume and (checkpoints.is_dir() or (out / "best").exists()):
         raise InputError(f"--out {out}: holds a previous run (expected a new folder, or --resume to continue it)")
-    return _run(cfg, model_type, train_examples, val_examples, out, resume_from, callbacks)
+    return _run(cfg, train_examples, val_examples, out, resume_from, callbacks)
 
 
-def _run(cfg, model_type, train_examples, val_examples, out, resume_from, callbacks) -> dict:
+def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict:
     import torch
     import transformers
     from transformers import EarlyStoppingCallback, TrainingArguments
