@@ -1,9 +1,58 @@
-"""CLI commands of the training package (registered by scenes2real.cli)."""
+"""CLI commands of the training package: train, export, tiny-model (registered by scenes2real.cli)."""
 from __future__ import annotations
+
+import json
+import os
 
 import click
 
 from .families import FAMILIES
+
+
+@click.command("train")
+@click.option("--model", required=True, help="Model folder or hub id (Auto classes: image-text-to-text).")
+@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False),
+              help="Training question file (*.jsonl).")
+@click.option("--val", "val_file", type=click.Path(dir_okay=False),
+              help="Validation question file: evaluated every epoch for early stopping and the best checkpoint.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--lora-r", default=32, show_default=True, type=int)
+@click.option("--lora-alpha", default=64, show_default=True, type=int)
+@click.option("--lora-dropout", default=0.0, show_default=True, type=float)
+@click.option("--target-modules", default="auto", show_default=True,
+              help="'auto' (q/k/v of the language model and vision encoder) or comma-separated module names.")
+@click.option("--full", is_flag=True, help="Train every weight instead of LoRA adapters.")
+@click.option("--lr", default=1e-5, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--batch-size", default=1, show_default=True, type=int, help="Per device.")
+@click.option("--grad-accum", default=1, show_default=True, type=int)
+@click.option("--patience", default=2, show_default=True, type=int,
+              help="Epochs without a better validation perplexity before stopping.")
+@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
+              help="auto = bf16 on a GPU that supports it, else fp32.")
+@click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for GPU memory.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--seed", default=42, show_default=True, type=int)
+def train_cmd(model, train_file, val_file, out, **options):
+    """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
+    from .train import TrainConfig, train
+
+    stats = train(TrainConfig(model=model, train=train_file, val=val_file, out=out, **options))
+    if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
+        click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
+                               if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
+
+
+@click.command("export")
+@click.argument("questions", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", required=True, type=click.Choice(["llamafactory", "trl"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
+def export_cmd(questions, fmt, out):
+    """Write question files in LLaMA-Factory (sharegpt json + dataset_info.json) or TRL (messages jsonl) form."""
+    from .export import export
+
+    for path in export(list(questions), fmt, out):
+        click.echo(str(path))
 
 
 @click.command("tiny-model")
@@ -21,4 +70,4 @@ def tiny_model_cmd(family, out, seed):
     click.echo(f"{family}: tiny checkpoint in {path} ({size / 1e6:.1f} MB)")
 
 
-COMMANDS: list = [tiny_model_cmd]
+COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd]

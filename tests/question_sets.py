@@ -1,0 +1,38 @@
+"""Small question files with real PNG images for the training tests: one coloured square per image, drawn in
+the area its answer names, in the dataset layout (`ROOT/images/{split}/*.png`, `ROOT/questions/{split}.jsonl`)."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from blender_scenes.labels import LABELS
+
+AREAS = LABELS["area9"]
+
+
+def write_question_set(root: Path, split: str, answers: list[str],
+                       sizes: tuple[tuple[int, int], ...] = ((56, 56), (84, 56), (70, 98)),
+                       seed: int = 0) -> Path:
+    """One record per answer (images cycle through `sizes`); returns the question file."""
+    rng = random.Random(seed)
+    rows = []
+    for i, answer in enumerate(answers):
+        width, height = sizes[i % len(sizes)]
+        row, col = divmod(AREAS.index(answer), 3)
+        cx, cy = (col + 0.5) * width / 3, (row + 0.5) * height / 3
+        image = Image.new("RGB", (width, height))
+        ImageDraw.Draw(image).rectangle([cx - 4, cy - 4, cx + 4, cy + 4], fill="red")
+        rel = f"images/{split}/{i:04d}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        image.save(root / rel)
+        options = list(AREAS)
+        rng.shuffle(options)
+        rows.append({"id": f"{split}-{i}", "image": rel, "task": "area9", "question": "Where is the red square?",
+                     "options": options, "answer": answer, "split": split})
+    path = root / "questions" / f"{split}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -1,0 +1,75 @@
+"""vlm_train/data.py: question files -> examples (with the bad inputs), and the collator's labels, token by
+token, on tiny checkpoints of each supported family."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scenes2real.errors import InputError
+from tests.question_sets import write_question_set
+from vlm_train.data import IGNORE_INDEX, ChatCollator, QuestionDataset, load_examples
+
+FAMILIES = ["qwen2_5_vl", "qwen2_vl", "llava_onevision", "idefics3"]
+
+
+def test_examples_use_the_shared_prompt_and_resolve_images(tmp_path):
+    from blender_scenes.questions import build_prompt
+
+    path = write_question_set(tmp_path, "train", ["top left", "center"])
+    examples = load_examples(path)
+    row = json.loads(path.read_text().splitlines()[1])
+    assert [e.answer for e in examples] == ["top left", "center"]
+    assert examples[1].prompt == build_prompt(row["question"], row["options"])
+    assert examples[1].image == tmp_path / "images" / "train" / "0001.png"
+
+
+def test_missing_image_is_one_line_input_error(tmp_path):
+    path = write_question_set(tmp_path, "train", ["top left", "center"])
+    (tmp_path / "images" / "train" / "0001.png").unlink()
+    with pytest.raises(InputError) as err:
+        load_examples(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "'image'" in message and "0001.png" in message
+
+
+def test_empty_file_is_input_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(InputError, match="no question records"):
+        load_examples(path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_labels_cover_the_answer_turn_only(tmp_path, tiny_checkpoint, family):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    # different image sizes and answer lengths in one batch, so padding and image batching both matter
+    answers = ["top left", "center", "bottom right"]
+    path = write_question_set(tmp_path, "train", answers, sizes=((56, 56), (112, 84), (84, 140)))
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint(family))
+    collator = ChatCollator(processor)
+    rows = [QuestionDataset(load_examples(path))[i] for i in range(3)]
+    batch = collator(rows)
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    tok = processor.tokenizer
+    image_id = processor.image_token_id
+    assert (ids == image_id).any(dim=1).all(), "every row holds image tokens"
+    assert mask[:, 0].all() and not mask.all(), "right padding: real tokens first, some rows padded"
+    for i, answer in enumerate(answers):
+        length = int(mask[i].sum())
+        head, _ = collator.texts(rows[i]["prompt"], answer)
+        prompt_ids = processor(text=[head], images=[[rows[i]["image"]]], return_tensors="pt")["input_ids"][0]
+        start = len(prompt_ids)
+        assert ids[i, :start].tolist() == prompt_ids.tolist()
+        for t in range(ids.shape[1]):
+            if start <= t < length:
+                assert labels[i, t] == ids[i, t], f"answer token {t} must carry its id"
+            else:
+                assert labels[i, t] == IGNORE_INDEX, f"prompt/image/pad token {t} must be ignored"
+        assert tok.decode(labels[i, start:length]).strip() == f"{answer}{tok.eos_token}"
+        assert not ((ids[i] == image_id) & (labels[i] != IGNORE_INDEX)).any()
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint(family))
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)

@@ -1,0 +1,64 @@
+"""vlm_train/export.py and the `export` command: LLaMA-Factory and TRL files hold the shared prompt, the
+answer and absolute image paths; bad input writes nothing."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from blender_scenes.questions import build_prompt
+from scenes2real.cli import cli
+from tests.question_sets import write_question_set
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_llamafactory_files_and_dataset_info(tmp_path):
+    train_file = write_question_set(tmp_path / "demo", "train", ["top left", "center", "bottom right"])
+    val_file = write_question_set(tmp_path / "demo", "val", ["center left"])
+    out = tmp_path / "lf"
+    result = CliRunner().invoke(cli, ["export", str(train_file), str(val_file), "--format", "llamafactory",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "demo_train.json").read_text())
+    records = _records(train_file)
+    assert len(rows) == 3
+    for row, record in zip(rows, records):
+        user, assistant = row["messages"]
+        assert user == {"role": "user", "content": "<image>" + build_prompt(record["question"], record["options"])}
+        assert assistant == {"role": "assistant", "content": record["answer"]}
+        assert row["images"] == [str((tmp_path / "demo" / record["image"]).resolve())]
+        # one <image> placeholder per image, as LLaMA-Factory checks
+        assert user["content"].count("<image>") == len(row["images"]) == 1
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert set(info) == {"demo_train", "demo_val"}
+    assert info["demo_val"]["file_name"] == "demo_val.json" and info["demo_val"]["formatting"] == "sharegpt"
+    assert info["demo_train"]["columns"] == {"messages": "messages", "images": "images"}
+    assert info["demo_train"]["tags"]["assistant_tag"] == "assistant"
+
+
+def test_trl_messages_jsonl(tmp_path):
+    train_file = write_question_set(tmp_path / "demo", "train", ["top right", "bottom center"])
+    out = tmp_path / "trl"
+    result = CliRunner().invoke(cli, ["export", str(train_file), "--format", "trl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _records(out / "demo_train.jsonl")
+    for row, record in zip(rows, _records(train_file), strict=True):
+        user, assistant = row["messages"]
+        assert user["content"] == [{"type": "image"},
+                                   {"type": "text", "text": build_prompt(record["question"], record["options"])}]
+        assert assistant == {"role": "assistant", "content": [{"type": "text", "text": record["answer"]}]}
+        assert row["images"] == [str((tmp_path / "demo" / record["image"]).resolve())]
+
+
+def test_missing_image_writes_nothing(tmp_path):
+    good = write_question_set(tmp_path / "a", "train", ["center"])
+    bad = write_question_set(tmp_path / "b", "train", ["center", "top left"])
+    (tmp_path / "b" / "images" / "train" / "0000.png").unlink()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(good), str(bad), "--format", "llamafactory", "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "0000.png" in result.output
+    assert not out.exists()

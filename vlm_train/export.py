@@ -1,0 +1,65 @@
+"""Question files -> training files for other tools: LLaMA-Factory (sharegpt-style json with `<image>`
+placeholders, plus its `dataset_info.json` entry) and TRL (a messages jsonl with an `images` list).
+
+Prompts come from the shared builder, so a model trained with those tools sees the same text as ours.
+Image paths are written absolute, so the files work from any folder. No torch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from blender_scenes.dataset import atomic_write_json, atomic_write_text
+
+from .data import ChatExample, load_examples
+
+Format = Literal["llamafactory", "trl"]
+FORMATS = ("llamafactory", "trl")
+
+
+def llamafactory_row(ex: ChatExample) -> dict:
+    return {"messages": [{"role": "user", "content": "<image>" + ex.prompt},
+                         {"role": "assistant", "content": ex.answer}],
+            "images": [str(ex.image.resolve())]}
+
+
+def trl_row(ex: ChatExample) -> dict:
+    return {"id": ex.id,
+            "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex.prompt}]},
+                         {"role": "assistant", "content": [{"type": "text", "text": ex.answer}]}],
+            "images": [str(ex.image.resolve())]}
+
+
+def dataset_name(questions: Path) -> str:
+    """`train` for `.../questions/train.jsonl`; the dataset folder's name is prefixed to tell datasets apart."""
+    qdir = questions.resolve().parent
+    root = qdir.parent if qdir.name == "questions" else qdir
+    return f"{root.name}_{questions.stem}"
+
+
+def export(questions: list[str | Path], fmt: Format, out: str | Path) -> list[Path]:
+    """Write one file per question file into `out` (and, for LLaMA-Factory, `dataset_info.json` with an entry
+    per file, merged into an existing one). All inputs are checked before anything is written."""
+    out = Path(out)
+    loaded = [(Path(q), load_examples(q)) for q in questions]
+    written = []
+    if fmt == "trl":
+        for path, examples in loaded:
+            target = out / f"{dataset_name(path)}.jsonl"
+            atomic_write_text(target, "".join(json.dumps(trl_row(e), ensure_ascii=False) + "\n" for e in examples))
+            written.append(target)
+        return written
+    info_path = out / "dataset_info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    for path, examples in loaded:
+        name = dataset_name(path)
+        target = out / f"{name}.json"
+        atomic_write_json(target, [llamafactory_row(e) for e in examples], indent=1)
+        info[name] = {"file_name": target.name, "formatting": "sharegpt",
+                      "columns": {"messages": "messages", "images": "images"},
+                      "tags": {"role_tag": "role", "content_tag": "content",
+                               "user_tag": "user", "assistant_tag": "assistant"}}
+        written.append(target)
+    atomic_write_json(info_path, info, indent=2)
+    return written + [info_path]
