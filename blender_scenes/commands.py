@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .asset_commands import assets_group
+
 design_source = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
     click.option("--preset", help="A shipped design: civet, civet-distractors, clevr, solid, demo."),
@@ -84,4 +86,4 @@ def merge_cmd(dataset):
         click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
 
 
-COMMANDS = [plan_cmd, render_cmd, merge_cmd]
+COMMANDS = [plan_cmd, render_cmd, merge_cmd, assets_group]
