@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -92,6 +94,9 @@ def write_manifest(layout: DatasetLayout, cfg: DesignFile, job: dict, status: di
 def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit: int | None = None,
         workers: int = 1, shard: str | None = None, resume: bool = False, progress: bool = True,
         chunk: int | None = None) -> JobStats:
+    from .assets import check_design
+
+    check_design(cfg, f"design {cfg.name!r}")   # configs built in code skip parse_design's check
     layout = DatasetLayout(out)
     k, n = parse_shard(shard)
     _check_existing(layout, cfg, resume)
@@ -144,6 +149,9 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
 
 
 def _init(*args):
+    # a parent that imported bpy passes Blender's script folders on in sys.path; there, `import bpy`
+    # would find Blender's inner package instead of the module
+    sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
     from .render.worker import init
     init(*args)
 

@@ -7,7 +7,9 @@ A colourable asset loses its materials (the renderer gives it the design's colou
 them, and the mesh is tagged so the renderer leaves them alone."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import bpy  # before bmesh: bpy makes Blender's own modules importable
@@ -18,7 +20,6 @@ from mathutils import Matrix, Vector
 from scenes2real.errors import InputError
 
 from ..assets import Asset, load_library
-from .blend import quiet
 from .shapes import builtin_mesh, finish_mesh
 
 COLOURABLE = "scenes2real_colourable"   # mesh custom property read by the solid renderer
@@ -90,7 +91,7 @@ def _import_file(asset: Asset) -> bpy.types.Mesh:
 def _run_importer(asset: Asset, path: Path, suffix: str) -> None:
     p = str(path)
     try:
-        with quiet():
+        with _silenced():
             if suffix == ".obj":   # identity axes: the manifest's up axis is applied afterwards
                 bpy.ops.wm.obj_import(filepath=p, forward_axis="Y", up_axis="Z")
             elif suffix == ".stl":
@@ -106,6 +107,20 @@ def _run_importer(asset: Asset, path: Path, suffix: str) -> None:
     except RuntimeError as err:   # importers report unreadable files as RuntimeError
         first = str(err).strip().splitlines()[-1] if str(err).strip() else "import failed"
         raise InputError(f"{asset.where}: field 'file': {path.name} could not be imported ({first})") from None
+
+
+@contextlib.contextmanager
+def _silenced():
+    """Importers print timing lines to the C-level stdout; keep the user's terminal clean."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(devnull)
+        os.close(saved)
 
 
 def _load_blend(asset: Asset, path: Path) -> list[bpy.types.Object]:

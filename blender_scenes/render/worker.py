@@ -19,13 +19,16 @@ _state: dict = {}
 def build_renderer(cfg: DesignFile, scratch_dir: str | None = None):
     from .blend import Scratch, reset_blender
 
+    from .assets import mesh_source
+
     reset_blender()
     scratch = Scratch(scratch_dir)
+    meshes = mesh_source(cfg.assets)   # shape names are asset names: shipped or the design's asset folder
     if cfg.render.style == "flat":
         from .flat import FlatRenderer
-        return FlatRenderer(cfg, scratch)
+        return FlatRenderer(cfg, scratch, mesh_source=meshes)
     from .solid import SolidRenderer
-    return SolidRenderer(cfg, scratch)
+    return SolidRenderer(cfg, scratch, mesh_source=meshes)
 
 
 def init(cfg_json: dict, root: str, sprite_objects: list[dict]) -> None:
