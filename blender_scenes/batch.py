@@ -135,7 +135,10 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
                     sprite_objects.append({"role": o.role, "shape": o.shape, "color": o.color, "size": o.size,
                                            "material": o.material, "cell": list(o.cell), "area": o.area})
     ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
-    restart = max(1, cfg.render.workers_restart_every // chunk)
+    # bpy leaks over thousands of renders: replace workers every few hundred scenes. Composited flat
+    # scenes make no Blender call per scene, so their workers live for the whole job.
+    composite = cfg.render.style == "flat" and cfg.render.composite
+    restart = None if composite else max(1, cfg.render.workers_restart_every // chunk)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
                              initargs=(cfg.model_dump(mode="json"), str(layout.root), sprite_objects),
                              max_tasks_per_child=restart) as pool, _progress(progress, len(todo)) as bar:

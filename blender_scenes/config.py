@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from scenes2real.errors import InputError
 
@@ -184,6 +184,7 @@ class DesignFile(Strict):
     splits: SplitsConfig = SplitsConfig()
     questions: QuestionsConfig = QuestionsConfig()
     assets: str | None = None   # a user asset folder, searched before the shipped library
+    _digest: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -205,14 +206,18 @@ class DesignFile(Strict):
 
     def digest(self) -> str:
         """Hash of the validated config (stable key order), stored in the manifest."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        if self._digest is None:   # frozen config: compute once (it is stamped on every scene)
+            blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+            self._digest = hashlib.sha256(blob).hexdigest()[:16]
+        return self._digest
 
 
 def _format_error(path: str, err: ValidationError) -> str:
     e = err.errors()[0]
-    field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    field = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
+    if not field and ": " in msg:   # whole-file checks name their field first: "design.subsets[0].colors: ..."
+        field, msg = msg.split(": ", 1)
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     elif e["type"] == "literal_error":

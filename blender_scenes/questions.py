@@ -5,6 +5,7 @@ Training and evaluation both build prompts with `build_prompt`; this module impo
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -80,9 +81,19 @@ def balanced_indices(n: int, k: int, rng: random.Random) -> list[int]:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    from .dataset import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    """One JSON object per line, streamed to a temporary name and renamed into place (atomic), so a
+    million-line file never sits in memory and a failure mid-way leaves nothing behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
 
 def read_questions(path: str | Path) -> list[QuestionRecord]:

@@ -1,2 +1,106 @@
-"""CLI commands of the evaluation package (registered by scenes2real.cli)."""
-COMMANDS: list = []
+"""CLI commands of the evaluation package: questions coco, score, compare (registered by scenes2real.cli).
+Thin shells over one function each; heavy imports stay inside the bodies."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("questions")
+def questions_group() -> None:
+    """Build position question files (JSONL question records)."""
+
+
+@questions_group.command("coco")
+@click.option("--instances", required=True, type=click.Path(dir_okay=False),
+              help="COCO instances file (instances_val2017.json, or DATASET/annotations/SPLIT.json).")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Folder of the images; joined to each file_name (else file_name as is).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Question file to write (.jsonl).")
+@click.option("--tasks", default="area9", show_default=True,
+              help="Comma-separated tasks: area9, horizontal, vertical, open.")
+@click.option("--split", default=None, help="Split name of the records (default: val/train/test from the file name).")
+@click.option("--exclude-crowd", is_flag=True,
+              help="Drop crowd boxes, and categories with a crowd annotation in the image.")
+@click.option("--min-area", type=float, default=None,
+              help="Drop boxes smaller than this fraction of the image area (box w*h / (W*H)).")
+@click.option("--ambiguity-margin", type=float, default=None,
+              help="Drop boxes whose centre is within this fraction of the image side of a third line.")
+@click.option("--balance-areas", is_flag=True, help="Subsample to equal counts per area (seeded).")
+@click.option("--limit", type=int, default=None, help="At most N targets (a seeded sample; same for every task).")
+@click.option("--attributes", default="",
+              help="Annotation keys that describe the target before its category, e.g. 'color' for our "
+                   "rendered datasets ('Where is the red star?'); uniqueness is then per description.")
+@click.option("--source", type=click.Choice(["coco", "synthetic"]), default="coco", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
+                       balance_areas, limit, attributes, source, seed):
+    """Position questions from a COCO instances file (the study's rule: one instance per category)."""
+    from .coco import CocoQuestionSettings, write_coco_questions
+
+    settings = CocoQuestionSettings(
+        tasks=[t.strip() for t in tasks.split(",") if t.strip()], split=split, exclude_crowd=exclude_crowd,
+        min_area=min_area, ambiguity_margin=ambiguity_margin, balance_areas=balance_areas, limit=limit,
+        attributes=[a.strip() for a in attributes.split(",") if a.strip()], source=source, seed=seed)
+    summary = write_coco_questions(instances, out, images=images, settings=settings)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@click.command("score")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--questions", "questions_path", required=True, type=click.Path(dir_okay=False),
+              help="The question file the run answered.")
+@click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def score_cmd(run_dir, questions_path, bootstrap, seed):
+    """Re-parse a run's answers with the current parser; write metrics.json and heatmaps."""
+    from .score import score_run
+
+    metrics = score_run(run_dir, questions_path, bootstrap=bootstrap, seed=seed)
+    click.echo(json.dumps({
+        "run_dir": metrics["run_dir"], "n_predictions": metrics["n_predictions"], "missing": metrics["missing"],
+        "accuracy": metrics["accuracy"], "unparseable": metrics["unparseable"],
+        "tasks": {t: {k: r[k] for k in ("n", "accuracy", "accuracy_ci95", "macro_f1", "unparseable_rate")}
+                  for t, r in metrics["tasks"].items()},
+    }, indent=2))
+
+
+@click.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for comparison.md, comparison.json and heatmaps.png.")
+def compare_cmd(run_dirs, out_dir):
+    """Compare scored runs: metrics table, heatmaps side by side, exact McNemar tests per pair."""
+    from .report import compare_runs
+
+    compare_runs(list(run_dirs), out_dir)
+    click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
+
+
+@click.command("evaluate")
+@click.option("--model", required=True, help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
+@click.option("--adapter", type=click.Path(file_okay=False), default=None, help="A peft (LoRA) adapter folder to apply.")
+@click.option("--questions", "questions_path", required=True, type=click.Path(dir_okay=False),
+              help="Question file (.jsonl question records).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: predictions.jsonl, run.json, metrics.json (an existing one is resumed).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="auto: bf16 on a GPU that has it, else fp32.")
+def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype):
+    """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
+    from .runner import RunSettings, run_evaluation
+
+    settings = RunSettings(model=model, adapter=adapter, questions=questions_path, out=out, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype)
+    metrics = run_evaluation(settings)
+    click.echo(json.dumps({k: metrics[k] for k in ("run_dir", "n_predictions", "missing", "correct", "accuracy",
+                                                    "unparseable")}, indent=2))
+
+
+COMMANDS: list = [questions_group, score_cmd, compare_cmd, evaluate_cmd]

@@ -75,18 +75,22 @@ def index_color(object_id: int) -> tuple[float, float, float, float]:
 
 
 @contextlib.contextmanager
-def quiet():
-    """Silence Blender's per-render lines ('Fra:1 ...', 'Saved: ...') written to the C-level stdout."""
+def quiet(log_path: Path):
+    """Send Blender's C-level output during a render ('Fra:1 ...', 'Saved: ...', and the harmless EGL
+    warnings of headless Workbench) to a log file instead of the user's terminal."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
     try:
         yield
     finally:
-        os.dup2(saved, 1)
-        os.close(devnull)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (log, *saved):
+            os.close(fd)
 
 
 class Scratch:
@@ -102,8 +106,13 @@ class Scratch:
         path = self.dir / f"{name}.png"
         scene.render.filepath = str(path)
         t0 = time.perf_counter()
-        with quiet():
-            bpy.ops.render.render(write_still=True, scene=scene.name)
+        log = self.dir / "blender.log"
+        try:
+            with quiet(log):
+                bpy.ops.render.render(write_still=True, scene=scene.name)
+        except RuntimeError as err:
+            raise RuntimeError(f"Blender failed to render {scene.name}: {err}; its output:\n"
+                               f"{log.read_text(errors='replace')[-2000:]}") from None
         self.render_seconds += time.perf_counter() - t0
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:

@@ -25,8 +25,9 @@ from .assets import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
 MAX_ATTEMPTS = 24
-GROUND_RGB = (128, 128, 128)
-BACKGROUND_RGB = (150, 150, 150)
+GROUND_RGB = (160, 160, 160)
+BACKGROUND_RGB = (160, 160, 160)
+WORKBENCH_EXPOSURE = 1.4   # Workbench's studio light leaves surfaces at about half their colour
 
 
 class PlacementError(RuntimeError):
@@ -88,8 +89,9 @@ class SolidRenderer:
                 sh.color_type = "TEXTURE"   # shows textured assets' images; plain materials keep their colour
             sh.show_shadows, sh.shadow_intensity = True, 0.6
             sh.show_specular_highlight = True
-            scene.display.light_direction = (0.45, -0.35, 0.82)
+            scene.display.light_direction = (-0.45, 0.35, 0.82)   # in view space: from the front left
             scene.display.shadow_shift = 0.05
+            scene.view_settings.exposure = WORKBENCH_EXPOSURE
             return
         self._lights()
         world = scene.world

@@ -1,0 +1,130 @@
+"""The one answer parser: a model's free text -> a label of the task, or None (unparseable).
+
+Deterministic and table-tested (tests/test_parse.py). How it reads an answer:
+
+1. An option marker alone ("B", "(2)", "Option 3", "Answer: c") picks that option (letters a.., numbers 1..)
+   when the question had options; a marker before text ("B) top left") must agree with the text.
+2. Otherwise the text is cut into *phrases*: runs of position words (top/upper, bottom/lower, left, right,
+   center/centre/middle/central/mid) joined only by filler words ("the", "of", "side", "corner", ...).
+   Sentence punctuation and any other word end a phrase. So "center left" is one phrase, never "center".
+   "right" as an intensifier ("right in the middle", "right at the top") is not a position word.
+3. Each phrase names a set of the nine areas: "top left" -> {top left}; "middle" -> {center};
+   "left" -> the left column; "top" -> the top row. Word order does not matter ("left top" = "top left").
+   Two different words on one axis ("top ... bottom") or a third word ("top left center") -> no area.
+4. The sets of all phrases are intersected, then projected onto the task's labels (horizontal keeps the
+   column, vertical the row). Exactly one label -> that label; none or several -> None.
+   So a horizontal question answered "top left" reads "left"; an area9 question answered "top" is None
+   (a row is not an area); "top left and center" is None (two different areas); refusals are None.
+"""
+from __future__ import annotations
+
+import re
+
+from blender_scenes.labels import AREAS, LABELS, label_of_area
+
+_VERTICAL = {"top": "top", "upper": "top", "uppermost": "top", "topmost": "top",
+             "bottom": "bottom", "lower": "bottom", "lowermost": "bottom", "bottommost": "bottom"}
+_HORIZONTAL = {"left": "left", "leftmost": "left", "lefthand": "left",
+               "right": "right", "rightmost": "right", "righthand": "right"}
+_CENTER = {"center", "centre", "middle", "central", "centrally", "mid", "centered", "centred", "centermost"}
+# Words that may sit inside one position phrase ("top of the left side", "middle-left corner").
+_FILLER = {"the", "of", "in", "on", "at", "to", "side", "sides", "corner", "part", "portion", "area",
+           "region", "section", "half", "third", "hand", "edge", "quadrant", "cell", "square", "most"}
+
+_AFTER_INTENSIFIER = {"in", "at", "on", "by", "near", "next", "above", "below"}
+_BEFORE_POSITIONAL_RIGHT = {"the", "to", "on", "at", "far"}
+
+_ROWS = {"top": 0, "center": 1, "bottom": 2}
+_COLS = {"left": 0, "center": 1, "right": 2}
+
+_TOKEN = re.compile(r"[a-z]+|[.;!?\n]")
+_MARKER_ONLY = re.compile(
+    r"^\W*(?:(?:the\s+)?(?:correct\s+)?(?:option|choice|answer)(?:\s+is)?\s*[:#]?\s*)?"
+    r"\(?\s*([a-z]|\d{1,2})\s*\)?\W*$")
+_MARKER_LEAD = re.compile(r"^\W*(?:option\s+)?\(?([a-z]|\d{1,2})\s*[).:]\s+(.+)$", re.S)
+
+
+def _phrase_areas(words: list[str]) -> set[str]:
+    """The areas one phrase can name (empty when the phrase contradicts itself)."""
+    rows = {_VERTICAL[w] for w in words if w in _VERTICAL}
+    cols = {_HORIZONTAL[w] for w in words if w in _HORIZONTAL}
+    center = any(w in _CENTER for w in words)
+    if len(rows) > 1 or len(cols) > 1 or (rows and cols and center):
+        return set()
+    if center and not rows and not cols:
+        return {"center"}
+    if center:  # the centre word names the other axis: "top center", "center left"
+        (rows if cols else cols).add("center")
+    row_ids = [_ROWS[r] for r in rows] or [0, 1, 2]
+    col_ids = [_COLS[c] for c in cols] or [0, 1, 2]
+    return {AREAS[3 * r + c] for r in row_ids for c in col_ids}
+
+
+def _is_intensifier(tokens: list[str], i: int) -> bool:
+    """'right' as in "right in the middle" / "right at the top": not after "the"/"to"/"on", not inside
+    a phrase, and followed by a preposition. "on the right in the corner" keeps its 'right'."""
+    return (tokens[i] == "right" and i + 1 < len(tokens) and tokens[i + 1] in _AFTER_INTENSIFIER
+            and (i == 0 or tokens[i - 1] not in _BEFORE_POSITIONAL_RIGHT))
+
+
+def _phrases(text: str) -> list[list[str]]:
+    """Runs of position words, joined only by fillers; other words and sentence ends cut a run."""
+    phrases: list[list[str]] = []
+    current: list[str] = []
+    tokens = _TOKEN.findall(text.lower())
+    for i, token in enumerate(tokens):
+        if token in _VERTICAL or token in _HORIZONTAL or token in _CENTER:
+            if not current and _is_intensifier(tokens, i):
+                continue
+            current.append(token)
+        elif token in _FILLER:
+            continue
+        elif current:
+            phrases.append(current)
+            current = []
+    if current:
+        phrases.append(current)
+    return phrases
+
+
+def _text_label(text: str, task: str) -> str | None:
+    phrases = _phrases(text)
+    if not phrases:
+        return None
+    areas = set(AREAS)
+    for words in phrases:
+        areas &= _phrase_areas(words)
+    labels = {label_of_area(a, task) for a in areas}
+    return labels.pop() if len(labels) == 1 else None
+
+
+def _option_at(marker: str, options: list[str] | None) -> str | None:
+    if not options:
+        return None
+    index = int(marker) - 1 if marker.isdigit() else ord(marker) - ord("a")
+    return options[index] if 0 <= index < len(options) else None
+
+
+def parse_answer(text: str, task: str, options: list[str] | None = None) -> str | None:
+    """A label of `task` (one of `LABELS[task]`) read from a model's answer, or None if it names none."""
+    if task not in LABELS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(LABELS)}")
+    if not text or not text.strip():
+        return None
+    lowered = text.strip().lower()
+    marker = _MARKER_ONLY.match(lowered)
+    if marker:
+        return _from_option(_option_at(marker.group(1), options), task)
+    lead = _MARKER_LEAD.match(lowered)
+    if lead and options:
+        by_marker = _from_option(_option_at(lead.group(1), options), task)
+        by_text = _text_label(lead.group(2), task)
+        if by_text is None or by_marker is None:
+            return by_text or by_marker
+        return by_text if by_text == by_marker else None
+    return _text_label(lowered, task)
+
+
+def _from_option(option: str | None, task: str) -> str | None:
+    """An option's text read as an answer (options are labels; parsing keeps odd option lists safe)."""
+    return None if option is None else _text_label(option, task)

@@ -1,0 +1,217 @@
+"""Plots and comparisons of scored runs: accuracy heatmaps per true area, a table of several runs
+(markdown + JSON), their heatmaps side by side, and exact McNemar tests between runs on the same questions.
+
+matplotlib (Agg) and scipy are imported inside the functions so the CLI stays fast. No bpy, no torch.
+"""
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from blender_scenes.dataset import atomic_write_bytes, atomic_write_json, atomic_write_text
+from blender_scenes.labels import AREAS, LABELS
+from scenes2real.errors import InputError
+
+
+def _grid_and_support(task_result: dict):
+    """Accuracy grid to draw (3x3 by true area where known, else by the task's labels) and cell counts."""
+    import numpy as np
+
+    if "accuracy_grid_area9" in task_result:
+        grid, labels, support = (task_result["accuracy_grid_area9"], AREAS, task_result["support_by_area9"])
+    else:
+        grid, labels, support = (task_result["accuracy_grid"], LABELS[task_result["task"]],
+                                 task_result["distribution"]["true"])
+    array = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
+    return array, labels, support
+
+
+def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
+    import numpy as np
+
+    grid, labels, support = _grid_and_support(task_result)
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
+    rows, cols = grid.shape
+    for r in range(rows):
+        for c in range(cols):
+            label = labels[r * cols + c] if rows > 1 and cols > 1 else labels[r + c]
+            value = grid[r, c]
+            text = "n/a" if np.isnan(value) else f"{value:.2f}"
+            ax.text(c, r, f"{text}\nn={support[label]}", ha="center", va="center", fontsize=8,
+                    color="white" if np.isnan(value) or value < 0.6 else "black")
+    ax.set_xticks(range(cols), ["left", "center", "right"][:cols] if cols == 3 else [""])
+    ax.set_yticks(range(rows), ["top", "center", "bottom"][:rows] if rows == 3 else [""])
+    accuracy = task_result["accuracy"]
+    ax.set_title(f"{title}\naccuracy {accuracy:.3f}" if accuracy is not None else title, fontsize=9)
+    return image
+
+
+def _png_bytes(fig) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def write_heatmap(task_result: dict, path: str | Path, title: str = "") -> None:
+    """PNG of accuracy per true area of one task (3x3 for area9/open), each cell with its count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    image = _draw_heatmap(ax, task_result, title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="accuracy")
+    atomic_write_bytes(path, _png_bytes(fig))
+    plt.close(fig)
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A scored run: its metrics.json and its predictions (id -> correct, task)."""
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise InputError(f"{metrics_path}: file not found (expected a scored run; run `scenes2real score` first)")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{metrics_path}: not valid JSON ({err.msg})") from None
+    if not isinstance(metrics.get("tasks"), dict):
+        raise InputError(f"{metrics_path}: field 'tasks': missing (expected the output of `scenes2real score`)")
+    from .score import PREDICTIONS, read_predictions
+
+    correct: dict[str, dict[str, bool]] = {}
+    for row in read_predictions(run_dir / PREDICTIONS):
+        if not isinstance(row.get("correct"), bool) or not isinstance(row.get("task"), str):
+            raise InputError(f"{run_dir / PREDICTIONS}: question {row['id']!r}: fields 'task'/'correct' "
+                             "missing (expected a scored run; run `scenes2real score` first)")
+        correct.setdefault(row["task"], {})[row["id"]] = row["correct"]
+    return {"dir": run_dir, "name": run_dir.resolve().name, "metrics": metrics, "correct": correct}
+
+
+def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
+    """Exact McNemar test: two-sided binomial test on the discordant pairs (p = 1/2)."""
+    from scipy.stats import binomtest
+
+    only_a = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
+    only_b = sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
+    discordant = only_a + only_b
+    p_value = binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
+    return {"n": len(a_correct), "only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p_value)}
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def _fmt(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3f}"
+    return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
+
+
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
+    """comparison.json, comparison.md and heatmaps.png of several scored runs, McNemar per pair and task."""
+    if len(run_dirs) < 1:
+        raise InputError("compare: expected at least one run directory")
+    runs = [read_run(d) for d in run_dirs]
+    names = [r["name"] for r in runs]
+    if len(set(names)) < len(names):  # same folder names under different parents: use the given paths
+        names = [str(d) for d in run_dirs]
+        for run, name in zip(runs, names):
+            run["name"] = name
+    out_dir = Path(out_dir)
+    tasks = [t for t in LABELS if any(t in r["metrics"]["tasks"] for r in runs)]
+
+    table = []
+    for run in runs:
+        info = run["metrics"].get("run") or {}
+        for task in tasks:
+            result = run["metrics"]["tasks"].get(task)
+            if result is None:
+                continue
+            table.append({
+                "run": run["name"], "model": info.get("model"), "adapter": info.get("adapter"),
+                "task": task, "n": result["n"], "accuracy": result["accuracy"],
+                "accuracy_ci95": result["accuracy_ci95"], "macro_f1": result["macro_f1"],
+                "macro_f1_ci95": result["macro_f1_ci95"], "unparseable_rate": result["unparseable_rate"],
+                "center_true": result["center_share"]["true"],
+                "center_predicted": result["center_share"]["predicted"],
+            })
+
+    tests = []
+    for a, b in combinations(runs, 2):
+        for task in tasks:
+            ids_a, ids_b = a["correct"].get(task), b["correct"].get(task)
+            if not ids_a or not ids_b:
+                continue
+            entry = {"a": a["name"], "b": b["name"], "task": task,
+                     # the same ids from two different files may differ in option order
+                     "same_question_file": _same_file(a["metrics"].get("questions"), b["metrics"].get("questions"))}
+            if set(ids_a) != set(ids_b):
+                entry.update(paired=False, note="different questions; McNemar needs the same questions")
+            else:
+                order = sorted(ids_a)
+                entry.update(paired=True, **mcnemar_exact([ids_a[i] for i in order], [ids_b[i] for i in order]))
+            tests.append(entry)
+
+    result = {"runs": [{"name": r["name"], "dir": str(r["dir"]), "run": r["metrics"].get("run")} for r in runs],
+              "table": table, "mcnemar": tests, "heatmaps": "heatmaps.png"}
+    atomic_write_json(out_dir / "comparison.json", result, indent=2)
+    atomic_write_text(out_dir / "comparison.md", _markdown(table, tests))
+    _write_side_by_side(runs, tasks, out_dir / "heatmaps.png")
+    return result
+
+
+def _markdown(table: list[dict], tests: list[dict]) -> str:
+    from .score import short_name
+
+    lines = ["| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
+             "| center share (pred / true) |",
+             "|---|---|---|---|---:|---|---|---:|---|"]
+    for row in table:
+        lines.append(
+            f"| {row['run']} | {short_name(row['model']) if row['model'] else ''} "
+            f"| {short_name(row['adapter']) if row['adapter'] else ''} | {row['task']} | {row['n']} "
+            f"| {_fmt(row['accuracy'], row['accuracy_ci95'])} | {_fmt(row['macro_f1'], row['macro_f1_ci95'])} "
+            f"| {_fmt(row['unparseable_rate'])} | {_fmt(row['center_predicted'])} / {_fmt(row['center_true'])} |")
+    if tests:
+        lines += ["", "Exact McNemar tests (two-sided binomial on discordant pairs)", "",
+                  "| a | b | task | n | only a correct | only b correct | p-value |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        for t in tests:
+            if t["paired"]:
+                lines.append(f"| {t['a']} | {t['b']} | {t['task']} | {t['n']} | {t['only_a_correct']} "
+                             f"| {t['only_b_correct']} | {t['p_value']:.4g} |")
+            else:
+                lines.append(f"| {t['a']} | {t['b']} | {t['task']} | | | | not paired ({t['note']}) |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_side_by_side(runs: list[dict], tasks: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(tasks), len(runs)
+    fig, axes = plt.subplots(max(rows, 1), cols, figsize=(3.8 * cols, 3.6 * max(rows, 1)), squeeze=False)
+    fig.subplots_adjust(wspace=0.4, hspace=0.4)
+    image = None
+    for r, task in enumerate(tasks):
+        for c, run in enumerate(runs):
+            ax = axes[r][c]
+            result = run["metrics"]["tasks"].get(task)
+            if result is None:
+                ax.axis("off")
+                continue
+            image = _draw_heatmap(ax, result, f"{run['name']} ({task})")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="accuracy")
+    atomic_write_bytes(path, _png_bytes(fig))
+    plt.close(fig)

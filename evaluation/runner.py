@@ -1,0 +1,334 @@
+"""The model runner: answer a question file with a VLM (optionally + a LoRA adapter) into a run directory.
+
+Any family that transformers' `AutoModelForImageTextToText` and `AutoProcessor` load works: the prompt is
+built by the shared `record_prompt`, wrapped in the model's own chat template, and answered by greedy
+decoding in left-padded batches. `predictions.jsonl` grows batch by batch, so a killed run resumes where it
+stopped; `score_run` then writes metrics.json. torch and transformers are imported inside functions only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from blender_scenes.dataset import atomic_write_json, atomic_write_text
+from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
+from scenes2real.errors import InputError
+
+from .score import PREDICTIONS, RUN, prediction_row
+
+# run.json fields that must match for a run directory to be resumed (they change the answers)
+_RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    model: str
+    questions: str
+    out: str
+    adapter: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 16
+    limit: int | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | bf16 | fp32
+
+
+# --- inputs, checked before any model work -----------------------------------------------------------------
+
+def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path]]:
+    """The records to answer (first `limit`), each with its image path; every image must exist."""
+    questions = read_questions(settings.questions)
+    if not questions:
+        raise InputError(f"{settings.questions}: no questions (expected at least one question record per line)")
+    if settings.limit is not None:
+        questions = questions[: settings.limit]
+    seen: set[str] = set()
+    out = []
+    for record in questions:
+        if record.id in seen:
+            raise InputError(f"{settings.questions}: field 'id': {record.id!r} appears twice (expected unique ids)")
+        seen.add(record.id)
+        image = resolve_image(record, settings.questions)
+        if not image.is_file():
+            raise InputError(f"{settings.questions}: question {record.id!r}: field 'image': {image} not found "
+                             f"(expected an image file, relative to the dataset root or absolute)")
+        out.append((record, image))
+    return out
+
+
+def check_model_source(model: str, adapter: str | None) -> None:
+    """A local checkpoint folder needs config.json; anything else must be a Hugging Face id transformers can
+    resolve (downloaded or in the cache). Only the config is read here, never the weights."""
+    path = Path(model)
+    if model.startswith(("/", "./", "../", "~")) and not path.exists():
+        raise InputError(f"--model {model}: folder not found (expected a checkpoint folder or a Hugging Face id)")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"--model {model}: folder has no config.json (expected a transformers checkpoint)")
+    else:
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(model)
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"--model {model}: not a checkpoint folder nor a reachable Hugging Face model id "
+                             f"({first[:160]})") from None
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        raise InputError(f"--adapter {adapter}: no adapter_config.json (expected a folder saved by peft)")
+
+
+def check_resumable(settings: RunSettings, run_file: Path, predictions: Path) -> None:
+    """Refuse to append to a run directory made with other settings (its answers would be mixed)."""
+    if not (run_file.is_file() and predictions.is_file()):
+        return
+    try:
+        previous = json.loads(run_file.read_text())
+    except json.JSONDecodeError:
+        raise InputError(f"{run_file}: not valid JSON (expected the run's settings; remove the run folder)") from None
+    mine = run_record(settings)
+    for key in _RESUME_KEYS:
+        if previous.get(key) != mine[key]:
+            raise InputError(f"{run_file}: field '{key}': this run used {previous.get(key)!r}, not {mine[key]!r} "
+                             f"(expected the same settings to resume; use another --out)")
+
+
+def run_record(settings: RunSettings) -> dict[str, Any]:
+    record = asdict(settings)
+    record["questions"] = str(Path(settings.questions).resolve())
+    if Path(settings.model).is_dir():
+        record["model"] = str(Path(settings.model).resolve())
+    if settings.adapter:
+        record["adapter"] = str(Path(settings.adapter).resolve())
+    record.pop("out")
+    return record
+
+
+# --- resume ------------------------------------------------------------------------------------------------
+
+def completed_rows(predictions: Path) -> list[dict]:
+    """Rows already written; a partial or unreadable last line (a kill while writing) is dropped, and the
+    file is rewritten without it so appends start on a clean line."""
+    if not predictions.is_file():
+        return []
+    lines = predictions.read_text(encoding="utf-8").splitlines(keepends=True)
+    rows: list[dict] = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not line.endswith("\n"):
+                raise ValueError("no newline")
+        except ValueError:
+            if lineno == len(lines):
+                break  # the line being written when the run stopped
+            raise InputError(f"{predictions}:{lineno}: not valid JSON (expected one prediction per line; "
+                             f"remove the run folder to start again)") from None
+        if not (isinstance(row, dict) and isinstance(row.get("id"), str)):
+            raise InputError(f"{predictions}:{lineno}: field 'id': expected a prediction object with a string id")
+        rows.append(row)
+    rows = list({row["id"]: row for row in rows}.values())
+    atomic_write_text(predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rows
+
+
+# --- the model ---------------------------------------------------------------------------------------------
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device here (expected auto or cpu)")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+
+
+def processor_source(model_source: str, adapter: str | None) -> str:
+    """The adapter folder when the trainer saved the processor there (what the adapter was trained with),
+    else the model's."""
+    if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
+        return adapter
+    return model_source
+
+
+def load_model(model_source: str, adapter: str | None = None, device: str = "cpu", dtype=None):
+    """Model (+ peft adapter) in eval mode on `device`, and its processor set to pad on the left."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(model_source, dtype=dtype)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.to(device).eval()
+    processor = AutoProcessor.from_pretrained(processor_source(model_source, adapter))
+    # decoder-only generation continues from the last position: pad on the left
+    processor.tokenizer.padding_side = "left"
+    return model, processor
+
+
+def chat_text(processor, prompt: str) -> str:
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def greedy_config(model, processor, max_new_tokens: int):
+    """The model's own generation config (stop tokens, ...) with sampling switched off."""
+    import copy
+
+    config = copy.deepcopy(model.generation_config)
+    config.do_sample = False
+    config.num_beams = 1
+    config.temperature = config.top_p = config.top_k = None
+    config.max_new_tokens = max_new_tokens
+    if config.pad_token_id is None:
+        config.pad_token_id = processor.tokenizer.pad_token_id
+    return config
+
+
+def generate_answers(model, processor, prompts: list[str], images: list, generation_config) -> list[str]:
+    """One greedy answer per (prompt, PIL image), as one left-padded batch."""
+    import torch
+
+    texts = [chat_text(processor, p) for p in prompts]
+    inputs = processor(text=texts, images=[[im] for im in images], return_tensors="pt", padding=True)
+    inputs = inputs.to(model.device, dtype=model.dtype)
+    with torch.inference_mode():
+        output = model.generate(**inputs, generation_config=generation_config)
+    new_tokens = output[:, inputs["input_ids"].shape[1]:]
+    return [text.strip() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def open_image(path: Path, questions: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise InputError(f"{questions}: field 'image': {path} is not a readable image ({err})") from None
+
+
+def batches(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
+    """Answer every question of `settings.questions` into `settings.out`; returns score_run's metrics."""
+    if settings.batch_size < 1 or settings.max_new_tokens < 1 or (settings.limit is not None and settings.limit < 1):
+        raise InputError("--batch-size, --max-new-tokens and --limit: expected positive integers")
+    out = Path(settings.out)
+    run_file, predictions = out / RUN, out / PREDICTIONS
+    items = load_run_questions(settings)
+    check_model_source(settings.model, settings.adapter)
+    check_resumable(settings, run_file, predictions)
+    device = pick_device(settings.device)
+
+    done = {row["id"] for row in completed_rows(predictions)}
+    todo = [(record, image) for record, image in items if record.id not in done]
+    info = run_record(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    if todo:
+        dtype = pick_dtype(settings.dtype, device)
+        model, processor = load_model(settings.model, settings.adapter, device, dtype)
+        generation_config = greedy_config(model, processor, settings.max_new_tokens)
+        info.update(_environment(model, device, dtype), status="running",
+                    processor=processor_source(info["model"], info["adapter"]),
+                    generation=_generation_summary(generation_config))
+        atomic_write_json(run_file, info, indent=2)
+        start = time.perf_counter()
+        seconds = _answer(model, processor, generation_config, todo, predictions, settings, len(done), progress)
+        wall = time.perf_counter() - start
+        info.update(status="complete", answered_now=len(todo), generate_seconds=round(seconds, 3),
+                    wall_seconds=round(wall, 3), questions_per_second=round(len(todo) / wall, 4))
+    else:
+        previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        info = {**previous, **info, "status": "complete", "answered_now": 0}
+    atomic_write_json(run_file, info, indent=2)
+
+    from .score import score_run
+
+    return score_run(out, settings.questions)
+
+
+def _answer(model, processor, generation_config, todo, predictions: Path, settings: RunSettings,
+            already: int, progress: bool) -> float:
+    """Answer `todo` batch by batch, appending rows; returns the seconds spent in generation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    def load_images(batch):
+        return [open_image(path, settings.questions) for _, path in batch]
+
+    seconds = 0.0
+    todo_batches = list(batches(todo, settings.batch_size))
+    bar = tqdm(total=already + len(todo), initial=already, unit="q", desc="evaluate", disable=not progress,
+               dynamic_ncols=True)
+    # decode the next batch's images while the model answers this one
+    with predictions.open("a", encoding="utf-8") as fh, ThreadPoolExecutor(1) as pool:
+        upcoming = pool.submit(load_images, todo_batches[0])
+        for index, batch in enumerate(todo_batches):
+            images = upcoming.result()
+            if index + 1 < len(todo_batches):
+                upcoming = pool.submit(load_images, todo_batches[index + 1])
+            start = time.perf_counter()
+            answers = _generate_fitting(model, processor, [record_prompt(r) for r, _ in batch], images,
+                                        generation_config)
+            seconds += time.perf_counter() - start
+            fh.write("".join(json.dumps(prediction_row(r, raw), ensure_ascii=False) + "\n"
+                             for (r, _), raw in zip(batch, answers)))
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(batch))
+    bar.close()
+    return seconds
+
+
+def _generate_fitting(model, processor, prompts: list[str], images: list, generation_config) -> list[str]:
+    """generate_answers, halving the batch when the GPU runs out of memory (left padding keeps the
+    answers the same whatever the batch)."""
+    import torch
+
+    try:
+        return generate_answers(model, processor, prompts, images, generation_config)
+    except torch.cuda.OutOfMemoryError:
+        if len(prompts) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(prompts) // 2
+        return (_generate_fitting(model, processor, prompts[:half], images[:half], generation_config)
+                + _generate_fitting(model, processor, prompts[half:], images[half:], generation_config))
+
+
+def _environment(model, device: str, dtype) -> dict[str, Any]:
+    import peft
+    import torch
+    import transformers
+
+    config = getattr(model, "config", None)
+    return {"model_type": getattr(config, "model_type", None), "device_used": device,
+            "dtype_used": str(dtype).removeprefix("torch."),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "peft": peft.__version__}}
+
+
+def _generation_summary(config) -> dict[str, Any]:
+    return {"do_sample": config.do_sample, "num_beams": config.num_beams, "max_new_tokens": config.max_new_tokens,
+            "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
+            "repetition_penalty": config.repetition_penalty}

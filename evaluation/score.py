@@ -1,0 +1,185 @@
+"""Scoring a run directory: re-parse every raw answer, rewrite predictions, write metrics and heatmaps.
+
+A run directory (shared with the model runner) holds `predictions.jsonl` (one object per question: id,
+task, raw, parsed, answer, correct, plus whatever the runner adds), `metrics.json` (written here) and
+`run.json` (model, adapter, questions file, settings; written by the runner, may be absent).
+Runs are expensive and parsers improve, so `score_run` can be re-run on an old run at any time.
+No bpy, no torch.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from blender_scenes.dataset import atomic_write_json
+from blender_scenes.labels import AREAS, LABELS, area_of_box
+from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
+from scenes2real.errors import InputError
+
+from .metrics import accuracy_by_area9, task_metrics
+from .parse import parse_answer
+
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+RUN = "run.json"
+UNPARSEABLE_EXAMPLES = 20
+
+
+def prediction_row(record: QuestionRecord, raw: str | None, **extra: Any) -> dict:
+    """One line of predictions.jsonl for a model's raw answer to `record` (parsed with the current parser)."""
+    parsed = parse_answer(raw or "", record.task, record.options)
+    return {"id": record.id, "task": record.task, "raw": raw, "parsed": parsed,
+            "answer": record.answer, "correct": parsed == record.answer, **extra}
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """Prediction rows; each needs a string `id` and a `raw` answer (string or null)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (expected a run's predictions, {PREDICTIONS})")
+    rows: list[dict] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object per line")
+            if not isinstance(row.get("id"), str):
+                raise InputError(f"{path}:{lineno}: field 'id': expected a string question id")
+            if "raw" not in row or not (row["raw"] is None or isinstance(row["raw"], str)):
+                raise InputError(f"{path}:{lineno}: field 'raw': expected the model's text (string or null)")
+            if row["id"] in seen:
+                raise InputError(f"{path}:{lineno}: field 'id': {row['id']!r} appears twice")
+            seen.add(row["id"])
+            rows.append(row)
+    return rows
+
+
+def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
+    by_id: dict[str, QuestionRecord] = {}
+    for record in read_questions(questions_path):
+        if record.id in by_id:
+            raise InputError(f"{questions_path}: field 'id': {record.id!r} appears twice")
+        if record.answer not in LABELS[record.task]:
+            raise InputError(f"{questions_path}: question {record.id!r}: field 'answer': {record.answer!r} "
+                             f"is not a label of task {record.task!r}")
+        by_id[record.id] = record
+    return by_id
+
+
+def rescore_rows(rows: list[dict], by_id: dict[str, QuestionRecord], predictions_path: Path,
+                 questions_path: Path) -> list[dict]:
+    """Rows with `task`, `answer`, `parsed`, `correct` recomputed from the question records."""
+    out = []
+    for row in rows:
+        record = by_id.get(row["id"])
+        if record is None:
+            raise InputError(f"{predictions_path}: field 'id': {row['id']!r} is not a question of "
+                             f"{questions_path} (expected the question file the run answered)")
+        out.append({**row, **prediction_row(record, row["raw"])})
+    return out
+
+
+def true_area(record: QuestionRecord) -> str | None:
+    """The nine-way area of a question's target, when its record says it (area label, or box + image size)."""
+    target = record.target
+    for key in ("area_label", "area"):
+        if target.get(key) in AREAS:
+            return target[key]
+    bbox, width, height = target.get("bbox"), target.get("image_width"), target.get("image_height")
+    if isinstance(bbox, list) and len(bbox) == 4 and width and height:
+        return area_of_box(bbox, width, height)
+    return None
+
+
+def run_metrics(rows: list[dict], by_id: dict[str, QuestionRecord] | None = None, bootstrap: int = 1000,
+                seed: int = 0) -> dict[str, dict]:
+    """Per-task metrics of scored rows, tasks in their usual order. Three-way tasks also get accuracy per
+    true nine-way area when every target's area is known from the question file."""
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_task[row["task"]].append(row)
+    out = {}
+    for task in (t for t in LABELS if t in by_task):
+        task_rows = by_task[task]
+        out[task] = task_metrics([(r["answer"], r["parsed"]) for r in task_rows], task, bootstrap, seed)
+        if task in ("horizontal", "vertical") and by_id:
+            areas = [true_area(by_id[r["id"]]) for r in task_rows]
+            if all(areas):
+                out[task].update(accuracy_by_area9(zip(areas, (r["correct"] for r in task_rows))))
+    return out
+
+
+def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 1000, seed: int = 0,
+              heatmaps: bool = True) -> dict:
+    """Re-parse a run's raw answers, rewrite predictions.jsonl, write metrics.json and heatmap PNGs.
+
+    Returns the metrics written. Unparseable answers count as wrong and are listed; a prediction whose
+    id is not in the question file is an InputError (the run answered another file)."""
+    run_dir, questions_path = Path(run_dir), Path(questions_path)
+    predictions_path = run_dir / PREDICTIONS
+    rows = read_predictions(predictions_path)
+    by_id = _questions_by_id(questions_path)
+    rows = rescore_rows(rows, by_id, predictions_path, questions_path)
+    write_jsonl(predictions_path, rows)
+
+    tasks = run_metrics(rows, by_id, bootstrap, seed)
+    correct = sum(row["correct"] for row in rows)
+    unparseable = [row for row in rows if row["parsed"] is None]
+    run_info = _read_run_info(run_dir / RUN)
+    metrics = {
+        "run": run_info,
+        "run_dir": str(run_dir),
+        "questions": str(questions_path),
+        "n_questions": len(by_id),
+        "n_predictions": len(rows),
+        "missing": len(by_id) - len(rows),
+        "correct": correct,
+        "accuracy": correct / len(rows) if rows else None,
+        "unparseable": len(unparseable),
+        "unparseable_examples": [{"id": r["id"], "raw": r["raw"]} for r in unparseable[:UNPARSEABLE_EXAMPLES]],
+        "tasks": tasks,
+        "heatmaps": {},
+    }
+    if heatmaps and tasks:
+        from .report import write_heatmap
+
+        title = _run_title(run_dir, run_info)
+        for task, task_result in tasks.items():
+            name = f"heatmap_{task}.png"
+            write_heatmap(task_result, run_dir / name, title=f"{title} ({task})")
+            metrics["heatmaps"][task] = name
+    atomic_write_json(run_dir / METRICS, metrics, indent=2)
+    return metrics
+
+
+def _read_run_info(path: Path) -> dict | None:
+    """run.json as the runner wrote it, or None when the run has none."""
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err.msg}); expected the runner's run settings") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{path}: expected a JSON object (the runner's run settings)")
+    return info
+
+
+def short_name(model_or_path) -> str:
+    """'Qwen2.5-VL-3B-Instruct' from a Hugging Face id or a checkpoint folder's path."""
+    return Path(str(model_or_path).rstrip("/")).name
+
+
+def _run_title(run_dir: Path, run_info: dict | None) -> str:
+    if run_info and run_info.get("model"):
+        adapter = run_info.get("adapter")
+        return short_name(run_info["model"]) + (f" + {short_name(adapter)}" if adapter else "")
+    return run_dir.resolve().name
