@@ -101,6 +101,10 @@ def test_swapping_shapes_needs_no_code_change():
         cfg = parse_design(design(shapes), "swap.toml")
         assert set(summarize(plan(cfg))["train"]["shape"]) == set(shapes)
     assert [c["name"] for c in categories(cfg)] == ["mug", "teddy bear"]
+    r = CliRunner().invoke(cli, ["plan", "--preset", "objects", "--json"])   # a shipped design of real objects
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["display"]["teddy_bear"] == "teddy bear" and out["splits"]["train"]["shape"]["teddy_bear"] > 0
 
 
 def test_unknown_asset_is_a_config_error_listing_known_names():
