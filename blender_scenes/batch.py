@@ -100,6 +100,7 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
     layout = DatasetLayout(out)
     k, n = parse_shard(shard)
     _check_existing(layout, cfg, resume)
+    layout.remove_temporaries()   # what a killed run was writing; the scene is rendered again
     chosen = select(plan(cfg), splits, limit)
     job = {"splits": list(chosen), "limit": limit}
     expected = {split: [s.id for s in members] for split, members in chosen.items()}
@@ -135,26 +136,32 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
                     sprite_objects.append({"role": o.role, "shape": o.shape, "color": o.color, "size": o.size,
                                            "material": o.material, "cell": list(o.cell), "area": o.area})
     ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
-    # bpy leaks over thousands of renders: replace workers every few hundred scenes. Composited flat
-    # scenes make no Blender call per scene, so their workers live for the whole job.
+    # bpy leaks over thousands of renders: workers are replaced every few hundred scenes, by running the
+    # pool in waves (max_tasks_per_child can deadlock the pool on Python 3.11). Composited flat scenes
+    # make no Blender call per scene, so their workers live for the whole job.
     composite = cfg.render.style == "flat" and cfg.render.composite
-    restart = None if composite else max(1, cfg.render.workers_restart_every // chunk)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                             initargs=(cfg.model_dump(mode="json"), str(layout.root), sprite_objects),
-                             max_tasks_per_child=restart) as pool, _progress(progress, len(todo)) as bar:
-        futures = [pool.submit(_render_chunk, [s.to_json() for s in c]) for c in chunks]
-        for fut in as_completed(futures):
-            r = fut.result()
-            stats.worker_seconds += r["seconds"]
-            stats.engine_seconds += r["engine_seconds"]
-            stats.peak_rss_mb.append(r["peak_rss_mb"])
-            bar(r["scenes"])
+    per_wave = len(chunks) if composite else max(1, cfg.render.workers_restart_every // chunk) * workers
+    threads = max(1, (os.cpu_count() or 1) // workers)   # each worker's share of the cores
+    initargs = (cfg.model_dump(mode="json"), str(layout.root), sprite_objects, threads)
+    with _progress(progress, len(todo)) as bar:
+        for start in range(0, len(chunks), per_wave):
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                                     initargs=initargs) as pool:
+                futures = [pool.submit(_render_chunk, [s.to_json() for s in c])
+                           for c in chunks[start:start + per_wave]]
+                for fut in as_completed(futures):
+                    r = fut.result()
+                    stats.worker_seconds += r["seconds"]
+                    stats.engine_seconds += r["engine_seconds"]
+                    stats.peak_rss_mb.append(r["peak_rss_mb"])
+                    bar(r["scenes"])
 
 
 def _init(*args):
     # a parent that imported bpy passes Blender's script folders on in sys.path; there, `import bpy`
     # would find Blender's inner package instead of the module
     sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
+    os.environ["LP_NUM_THREADS"] = str(args[-1])   # Workbench draws with Mesa's llvmpipe: its threads
     from .render.worker import init
     init(*args)
 

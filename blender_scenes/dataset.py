@@ -59,5 +59,17 @@ class DatasetLayout:
         d = self.root / "scenes"
         return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
+    def remove_temporaries(self) -> int:
+        """Delete half-written files (`.NAME.PID.tmp`) that a killed run left; returns how many."""
+        n = 0
+        for sub in ("images", "scenes", "annotations", "questions"):
+            for p in (self.root / sub).rglob(".*.tmp") if (self.root / sub).is_dir() else ():
+                p.unlink(missing_ok=True)
+                n += 1
+        for p in self.root.glob(".*.tmp") if self.root.is_dir() else ():
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
     def read_manifest(self) -> dict:
         return json.loads(self.manifest.read_text()) if self.manifest.is_file() else {}

@@ -236,24 +236,21 @@ def _cycle(items: list, rng: random.Random):
 
 
 def _split_targets(cfg: DesignFile, targets: list[_Target]) -> None:
+    """Each subset is split on its own, so levels and pairs stay proportional inside every subset."""
     rows, cols = cfg.grid.rows, cfg.grid.cols
-    by_spec: dict[str, list[_Target]] = defaultdict(list)
-    specs = {}
-    for sub in _subsets(cfg):
-        spec = sub.split if sub.split is not None else dict(cfg.splits.fractions)
-        key = spec if isinstance(spec, str) else repr(sorted(spec.items()))
-        specs[sub.name] = (key, spec)
+    by_subset: dict[str, list[_Target]] = defaultdict(list)
     for t in targets:
-        by_spec[specs[t.subset][0]].append(t)
-    for key, group in by_spec.items():
-        spec = specs[group[0].subset][1]
+        by_subset[t.subset].append(t)
+    for sub in _subsets(cfg):
+        group = by_subset[sub.name]
+        spec = sub.split if sub.split is not None else dict(cfg.splits.fractions)
         if isinstance(spec, str):
             for t in group:
                 t.split = spec
             continue
         items = _level_matrix([(t.attrs["shape"], t.attrs["color"], t.attrs["size"], str(t.attrs["material"]),
                                 area_of_cell(*t.cell, rows, cols)) for t in group])
-        for t, s in zip(group, assign_splits(items, spec, _rng(cfg, "split", key))):
+        for t, s in zip(group, assign_splits(items, spec, _rng(cfg, "split", sub.name))):
             t.split = s
 
 

@@ -155,6 +155,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path):
     out = resumed.communicate(timeout=300)[0].decode()
     assert resumed.returncode == 0, out
     assert f"({done} already done)" in out or "already done" in out
+    assert not list(killed.rglob(".*.tmp"))   # what the killed run was writing is gone
     a, b = dataset_files(ref), dataset_files(killed)
     assert a.keys() == b.keys()
     assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]][:5]
@@ -171,6 +172,21 @@ def test_shards_and_merge_equal_one_run(tmp_path, demo_dataset):
     assert all(v["status"] == "complete" for v in status.values())
     a, b = dataset_files(demo_dataset), dataset_files(out)
     assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+
+
+@pytest.mark.timeout(240)
+def test_recycled_3d_workers_finish_with_the_same_files(tmp_path):
+    """3D workers are replaced every `workers_restart_every` scenes (bpy leaks); the job must neither hang
+    nor change: the files equal those of one long-lived worker."""
+    small = dict(image__width=64, image__height=64)
+    run(variant("solid", **small, render__workers_restart_every=2), tmp_path / "a", limit=2, workers=2,
+        progress=False)
+    run(variant("solid", **small), tmp_path / "b", limit=2, workers=1, progress=False)
+    a, b = dataset_files(tmp_path / "a"), dataset_files(tmp_path / "b")
+    assert len(a) == 6 + 6 + 3 + 3 and a.keys() == b.keys()
+    assert all(a[k] == b[k] for k in a if k.startswith("images")), "pixels differ"
+    strip = lambda blob: {k: v for k, v in json.loads(blob).items() if k != "config_hash"}  # noqa: E731
+    assert all(strip(a[k]) == strip(b[k]) for k in a if k.startswith("scenes"))
 
 
 def test_other_config_in_same_folder_is_refused(tmp_path):

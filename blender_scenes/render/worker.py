@@ -16,7 +16,7 @@ from ..plan import ObjectSpec, SceneSpec
 _state: dict = {}
 
 
-def build_renderer(cfg: DesignFile, scratch_dir: str | None = None):
+def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
     from .blend import Scratch, reset_blender
 
     from .assets import mesh_source
@@ -28,19 +28,23 @@ def build_renderer(cfg: DesignFile, scratch_dir: str | None = None):
         from .flat import FlatRenderer
         return FlatRenderer(cfg, scratch, mesh_source=meshes)
     from .solid import SolidRenderer
-    return SolidRenderer(cfg, scratch, mesh_source=meshes)
+    renderer = SolidRenderer(cfg, scratch, mesh_source=meshes)
+    if threads:   # several workers share the cores instead of each taking all of them
+        renderer.beauty.render.threads_mode = "FIXED"
+        renderer.beauty.render.threads = threads
+    return renderer
 
 
-def init(cfg_json: dict, root: str, sprite_objects: list[dict]) -> None:
+def init(cfg_json: dict, root: str, sprite_objects: list[dict], threads: int | None = None) -> None:
     cfg = DesignFile.model_validate(cfg_json)
-    renderer = build_renderer(cfg)
+    renderer = build_renderer(cfg, threads=threads)
     if cfg.render.style == "flat" and cfg.render.composite:
         renderer.prepare(ObjectSpec(**{**o, "cell": tuple(o["cell"])}) for o in sprite_objects)
     _state.update(cfg=cfg, layout=DatasetLayout(root), renderer=renderer)
 
 
-def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout) -> dict:
-    """Render, measure and annotate one scene; returns its record (not written)."""
+def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout):
+    """Render, measure and annotate one scene: (its record, its RGB pixels), nothing written yet."""
     if cfg.render.style == "flat":
         if cfg.render.composite:
             image, index, poses = renderer.render(spec)

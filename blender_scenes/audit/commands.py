@@ -1,0 +1,50 @@
+"""CLI command of the audit package: `scenes2real audit` (registered in blender_scenes.commands)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("audit")
+@click.argument("dataset", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Report folder (default DATASET/audit/, or FILE-audit/ beside a question file).")
+@click.option("--strict", is_flag=True, help="Exit 1 if a balance, integrity, label or split check fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the headline figures as JSON.")
+@click.option("--max-ratio", type=click.FloatRange(min=1.0),
+              help="Largest max/min count ratio allowed (default: 1.0 exhaustive, within one balanced).")
+@click.option("--compare", type=click.Path(dir_okay=False, exists=True),
+              help="A question file (e.g. COCO questions) whose target areas are shown beside the dataset's.")
+def audit_cmd(dataset, out, strict, as_json, max_ratio, compare):
+    """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
+    labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
+    from .run import audit_path, strict_lines
+
+    report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare)
+    failed = strict and report["headline"]["failures"] > 0
+    lines = strict_lines(report) if strict else []
+    if strict and report.get("partial_splits"):
+        lines.append(f"note: partial split(s) {', '.join(report['partial_splits'])}: their balance is "
+                     "informational and does not fail --strict")
+    for line in lines:
+        click.echo(line, err=as_json)   # first lines of stdout; stderr when stdout holds JSON
+    if as_json:
+        click.echo(json.dumps({"report_dir": report["report_dir"], "seconds": report["seconds"],
+                               "passed": not failed, **report["headline"]}, indent=2))
+    else:
+        h = report["headline"]
+        share = h.get("labels_verified_share")
+        click.echo(f"{'FAIL' if failed else 'ok'}: {h.get('scenes', h.get('questions'))} "
+                   f"{'scenes' if 'scenes' in h else 'questions'}, labels verified "
+                   f"{h['labels_verified']}/{h.get('labels_checked', h['targets'])} ({100 * share:.1f}%)"
+                   if share is not None else
+                   f"{'FAIL' if failed else 'ok'}: nothing to verify")
+        click.echo(f"  failures: {h['failures']}, informational: {h['informational']}; report: "
+                   f"{report['report_dir']}/report.html ({report['seconds']:.1f} s)")
+    if failed:
+        sys.exit(1)
+
+
+COMMANDS = [audit_cmd]
