@@ -5,11 +5,8 @@ import json
 
 import click
 
-<<<<<<< HEAD
 from .asset_commands import assets_group
-=======
 from .audit.commands import audit_cmd
->>>>>>> main
 
 design_source = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
@@ -95,8 +92,4 @@ def merge_cmd(dataset):
         click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
 
 
-<<<<<<< HEAD
-COMMANDS = [plan_cmd, render_cmd, merge_cmd, assets_group]
-=======
-COMMANDS = [plan_cmd, render_cmd, merge_cmd, audit_cmd]
->>>>>>> main
+COMMANDS = [plan_cmd, render_cmd, merge_cmd, audit_cmd, assets_group]

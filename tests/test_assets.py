@@ -374,6 +374,11 @@ def test_real_assets_render_with_verified_labels(objects_dataset):
     index = COCO(str(out / "annotations" / "train.json"))
     for ann in index.loadAnns(index.getAnnIds()):
         assert abs(index.annToMask(ann).sum() - ann["area"]) == 0
+    from blender_scenes.audit.run import audit_dataset   # the audit's own pixel verification agrees
+    report, _ = audit_dataset(out, workers=1)
+    h = report["headline"]
+    assert h["targets"] == 5 and h["labels_verified"] == 5, h
+    assert h["failures_by_kind"]["labels"] == 0 and h["failures_by_kind"]["integrity"] == 0, report["findings"]
 
 
 @pytest.mark.bpy

@@ -17,9 +17,8 @@ _state: dict = {}
 
 
 def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
-    from .blend import Scratch, reset_blender
-
     from .assets import mesh_source
+    from .blend import Scratch, reset_blender
 
     reset_blender()
     scratch = Scratch(scratch_dir)
