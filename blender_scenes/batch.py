@@ -94,6 +94,9 @@ def write_manifest(layout: DatasetLayout, cfg: DesignFile, job: dict, status: di
 def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit: int | None = None,
         workers: int = 1, shard: str | None = None, resume: bool = False, progress: bool = True,
         chunk: int | None = None) -> JobStats:
+    from .assets import check_design
+
+    check_design(cfg, f"design {cfg.name!r}")   # configs built in code skip parse_design's check
     layout = DatasetLayout(out)
     k, n = parse_shard(shard)
     _check_existing(layout, cfg, resume)

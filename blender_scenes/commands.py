@@ -5,11 +5,12 @@ import json
 
 import click
 
+from .asset_commands import assets_group
 from .audit.commands import audit_cmd
 
 design_source = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
-    click.option("--preset", help="A shipped design: civet, civet-distractors, clevr, solid, demo."),
+    click.option("--preset", help="A shipped design: civet, civet-distractors, clevr, solid, objects, demo."),
 ]
 
 
@@ -28,9 +29,13 @@ def plan_cmd(config, preset, as_json):
     from .plan import plan, summarize
 
     cfg = load_config_or_preset(config, preset)
+    from .assets import display_name
+
     summary = summarize(plan(cfg))
+    display = {s: display_name(s, cfg.assets) for s in cfg.factors.shapes}   # what questions call each shape
     if as_json:
-        click.echo(json.dumps({"design": cfg.name, "config_hash": cfg.digest(), "splits": summary}, indent=2))
+        click.echo(json.dumps({"design": cfg.name, "config_hash": cfg.digest(), "display": display,
+                               "splits": summary}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -45,7 +50,8 @@ def plan_cmd(config, preset, as_json):
     for factor in ("subset", "shape", "color", "size", "material", "area"):
         levels = list(dict.fromkeys(lv for s in summary.values() for lv in s[factor]))
         for lv in levels:
-            table.add_row(factor, str(lv), *[str(summary[s][factor].get(lv, 0)) for s in summary])
+            name = display.get(lv, str(lv)) if factor == "shape" else str(lv)
+            table.add_row(factor, name, *[str(summary[s][factor].get(lv, 0)) for s in summary])
     Console().print(table)
 
 
@@ -86,4 +92,4 @@ def merge_cmd(dataset):
         click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
 
 
-COMMANDS = [plan_cmd, render_cmd, merge_cmd, audit_cmd]
+COMMANDS = [plan_cmd, render_cmd, merge_cmd, audit_cmd, assets_group]

@@ -227,9 +227,12 @@ def _format_error(path: str, err: ValidationError) -> str:
 
 def parse_design(data: dict, source: str) -> DesignFile:
     try:
-        return DesignFile.model_validate(data)
+        cfg = DesignFile.model_validate(data)
     except ValidationError as err:
         raise InputError(_format_error(source, err)) from None
+    from .assets import check_design
+    check_design(cfg, source)   # shapes are asset names: known, of the style's kind, textured ones uncrossed
+    return cfg
 
 
 def load_design(path: str | Path) -> DesignFile:

@@ -10,17 +10,21 @@ import math
 import bmesh
 import bpy
 import numpy as np
+from mathutils import Vector
+from mathutils.geometry import tessellate_polygon
 
-FLAT_SHAPES = ("square", "circle", "triangle", "star", "plus", "diamond", "hexagon", "heart")
-SOLID_SHAPES = ("cube", "sphere", "cylinder", "cone", "torus", "pyramid", "capsule")
+from ..assets import FLAT_SHAPES, SOLID_SHAPES   # the names live bpy-free, for config checks
+
+__all__ = ["FLAT_SHAPES", "SOLID_SHAPES", "builtin_mesh", "finish_mesh", "mesh_vertices"]
 
 
 def _polygon(name: str, points: list[tuple[float, float]]) -> bpy.types.Mesh:
     bm = bmesh.new()
     verts = [bm.verts.new((x, y, 0.0)) for x, y in points]
-    bm.faces.new(verts)
-    bmesh.ops.triangulate(bm, faces=bm.faces[:])   # concave outlines (star, plus) need explicit triangles
-    return _finish(bm, name, flat=True)
+    # concave outlines (star, plus) need explicit triangles; bmesh's triangulate filled the plus's notches
+    for tri in tessellate_polygon([[Vector((x, y, 0.0)) for x, y in points]]):
+        bm.faces.new([verts[i] for i in tri])
+    return finish_mesh(bm, name, flat=True)
 
 
 def _regular(n: int, start: float = math.pi / 2) -> list[tuple[float, float]]:
@@ -86,7 +90,7 @@ def _solid(shape: str, name: str) -> bpy.types.Mesh:
         bm.normal_update()
         for f in bm.faces:
             f.smooth = shape in ("sphere", "torus", "capsule") or abs(f.normal.z) < 0.99
-    return _finish(bm, name, flat=False)
+    return finish_mesh(bm, name, flat=False)
 
 
 def _torus(bm, major: float, minor: float, n_major: int, n_minor: int) -> None:
@@ -105,7 +109,9 @@ def _torus(bm, major: float, minor: float, n_major: int, n_minor: int) -> None:
             bm.faces.new((a[j], b[j], b[(j + 1) % n_minor], a[(j + 1) % n_minor]))
 
 
-def _finish(bm, name: str, flat: bool) -> bpy.types.Mesh:
+def finish_mesh(bm, name: str, flat: bool, recalc_normals: bool = True) -> bpy.types.Mesh:
+    """Normalise a bmesh (longest bbox side 1, bbox centred in XY; flat: z = 0, else resting on z = 0)
+    and turn it into a new mesh. Built-in shapes and imported assets both go through here."""
     co = np.array([v.co[:] for v in bm.verts])
     lo, hi = co.min(0), co.max(0)
     scale = 1.0 / max(hi - lo)
@@ -113,7 +119,8 @@ def _finish(bm, name: str, flat: bool) -> bpy.types.Mesh:
     for v in bm.verts:
         x, y, z = (np.array(v.co[:]) - centre) * scale
         v.co = (x, y, 0.0 if flat else z + 0.5 * (hi[2] - lo[2]) * scale)
-    bmesh.ops.recalc_face_normals(bm, faces=bm.faces[:])
+    if recalc_normals:
+        bmesh.ops.recalc_face_normals(bm, faces=bm.faces[:])
     mesh = bpy.data.meshes.new(name)
     bm.to_mesh(mesh)
     bm.free()

@@ -21,6 +21,7 @@ from ..labels import cells_of_area
 from ..measure import measure
 from ..plan import SceneSpec
 from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
+from .assets import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
 MAX_ATTEMPTS = 24
@@ -84,6 +85,8 @@ class SolidRenderer:
             scene.display.render_aa = workbench_aa(cfg.render.samples)
             sh = scene.display.shading
             sh.light, sh.studio_light, sh.color_type = "STUDIO", "Default", "MATERIAL"
+            if any(not self.mesh(s)[0].get(COLOURABLE, True) for s in cfg.factors.shapes):
+                sh.color_type = "TEXTURE"   # shows textured assets' images; plain materials keep their colour
             sh.show_shadows, sh.shadow_intensity = True, 0.6
             sh.show_specular_highlight = True
             scene.display.light_direction = (-0.45, 0.35, 0.82)   # in view space: from the front left
@@ -225,11 +228,18 @@ class SolidRenderer:
         for k, (obj, cell, yaw) in enumerate(zip(spec.objects, cells, yaws)):
             pose, px, radius = self._place(obj, cell, yaw)
             o = self._object(k)
-            o.data = self.mesh(obj.shape)[0]
-            o.data.materials.clear()
-            o.data.materials.append(None)
-            o.material_slots[0].link = "OBJECT"   # meshes are shared: the colour lives on the object
-            o.material_slots[0].material = self.material(obj.color, obj.material)
+            o.data = mesh = self.mesh(obj.shape)[0]
+            if mesh.get(COLOURABLE, True):
+                if len(mesh.materials) != 1 or mesh.materials[0] is not None:
+                    # only once per mesh: resizing a shared mesh's slots resets the object-linked
+                    # material of every other object using it (two cubes in a scene: one lost its colour)
+                    mesh.materials.clear()
+                    mesh.materials.append(None)
+                o.material_slots[0].link = "OBJECT"   # meshes are shared: the colour lives on the object
+                o.material_slots[0].material = self.material(obj.color, obj.material)
+            else:   # a textured asset keeps its own materials: colour and material are fixed attributes
+                for slot in o.material_slots:
+                    slot.link = "DATA"
             o.location, o.rotation_euler, o.scale = pose["location"], pose["rotation_euler"], pose["scale"]
             o.color = index_color(k + 1)
             o.hide_render = False

@@ -17,15 +17,17 @@ _state: dict = {}
 
 
 def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
+    from .assets import mesh_source
     from .blend import Scratch, reset_blender
 
     reset_blender()
     scratch = Scratch(scratch_dir)
+    meshes = mesh_source(cfg.assets)   # shape names are asset names: shipped or the design's asset folder
     if cfg.render.style == "flat":
         from .flat import FlatRenderer
-        return FlatRenderer(cfg, scratch)
+        return FlatRenderer(cfg, scratch, mesh_source=meshes)
     from .solid import SolidRenderer
-    renderer = SolidRenderer(cfg, scratch)
+    renderer = SolidRenderer(cfg, scratch, mesh_source=meshes)
     if threads:   # several workers share the cores instead of each taking all of them
         renderer.beauty.render.threads_mode = "FIXED"
         renderer.beauty.render.threads = threads
