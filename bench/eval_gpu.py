@@ -36,9 +36,23 @@ QWEN2_5_VL_3B = {
 QWEN_IMAGE_DEFAULTS = {"min_pixels": 3136, "max_pixels": 12845056}
 
 
+
+def qwen_3b_config(tokenizer):
+    """Qwen2.5-VL-3B's architecture (QWEN2_5_VL_3B) with the special-token ids of our local tokenizer."""
+    from transformers import AutoConfig
+
+    tid = tokenizer.convert_tokens_to_ids
+    values = json.loads(json.dumps(QWEN2_5_VL_3B))
+    values["text_config"].update(bos_token_id=tid("<|endoftext|>"), eos_token_id=tid("<|im_end|>"),
+                                 pad_token_id=tid("<|endoftext|>"))
+    return AutoConfig.for_model("qwen2_5_vl", **values, image_token_id=tid("<|image_pad|>"),
+                                video_token_id=tid("<|video_pad|>"), vision_start_token_id=tid("<|vision_start|>"),
+                                vision_end_token_id=tid("<|vision_end|>"))
+
+
 def build(size: str, device: str, dtype):
     import torch
-    from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2VLImageProcessor
+    from transformers import AutoModelForImageTextToText, Qwen2VLImageProcessor
 
     from vlm_train.families import family_named
     from vlm_train.tiny import build_processor, build_tiny_model, build_tokenizer
@@ -49,14 +63,7 @@ def build(size: str, device: str, dtype):
     if size == "tiny":
         model = build_tiny_model(family, processor.tokenizer).to(device=device, dtype=dtype)
     else:
-        tid = processor.tokenizer.convert_tokens_to_ids
-        values = json.loads(json.dumps(QWEN2_5_VL_3B))
-        values["text_config"].update(bos_token_id=tid("<|endoftext|>"), eos_token_id=tid("<|im_end|>"),
-                                     pad_token_id=tid("<|endoftext|>"))
-        config = AutoConfig.for_model("qwen2_5_vl", **values, image_token_id=tid("<|image_pad|>"),
-                                      video_token_id=tid("<|video_pad|>"),
-                                      vision_start_token_id=tid("<|vision_start|>"),
-                                      vision_end_token_id=tid("<|vision_end|>"))
+        config = qwen_3b_config(processor.tokenizer)
         with torch.device(device):
             model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
         processor.image_processor = Qwen2VLImageProcessor(**QWEN_IMAGE_DEFAULTS)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 def build_checkpoint(size: str, out: Path) -> int:
     """Write the random-weight checkpoint (real-size or tiny) and its processor to `out`."""
     import torch
-    from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2VLImageProcessor
+    from transformers import AutoModelForImageTextToText, Qwen2VLImageProcessor
 
-    from bench.eval_gpu import QWEN2_5_VL_3B, QWEN_IMAGE_DEFAULTS
+    from bench.eval_gpu import QWEN_IMAGE_DEFAULTS, qwen_3b_config
     from vlm_train.families import family_named
     from vlm_train.tiny import build_processor, build_tiny_model, build_tokenizer
 
@@ -41,15 +41,7 @@ def build_checkpoint(size: str, out: Path) -> int:
     if size == "tiny":
         model = build_tiny_model(family, processor.tokenizer)
     else:
-        tid = processor.tokenizer.convert_tokens_to_ids
-        values = json.loads(json.dumps(QWEN2_5_VL_3B))
-        values["text_config"].update(bos_token_id=tid("<|endoftext|>"), eos_token_id=tid("<|im_end|>"),
-                                     pad_token_id=tid("<|endoftext|>"))
-        config = AutoConfig.for_model("qwen2_5_vl", **values, image_token_id=tid("<|image_pad|>"),
-                                      video_token_id=tid("<|video_pad|>"),
-                                      vision_start_token_id=tid("<|vision_start|>"),
-                                      vision_end_token_id=tid("<|vision_end|>"))
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
+        model = AutoModelForImageTextToText.from_config(qwen_3b_config(processor.tokenizer), dtype=torch.bfloat16)
         processor.image_processor = Qwen2VLImageProcessor(**QWEN_IMAGE_DEFAULTS)
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from scenes2real.errors import InputError
 
-from .labels import TASKS
 from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")

@@ -1,6 +1,5 @@
 import random
 from collections import Counter
-from itertools import product
 
 import numpy as np
 import pytest

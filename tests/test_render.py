@@ -37,7 +37,7 @@ def dataset_files(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != "manifest.json"}
 
 
-def variant(name: str, **changes) -> "DesignFile":
+def variant(name: str, **changes):
     d = load_preset(name).model_dump(mode="json")
     for key, value in changes.items():
         section, field = key.split("__")
