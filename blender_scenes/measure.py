@@ -43,7 +43,3 @@ def measure(index_map: np.ndarray, object_id: int) -> Measured:
     h, w = index_map.shape
     return Measured(bbox, pixels, rle, area_of_box(bbox, w, h))
 
-
-def touches_border(bbox, width: int, height: int, margin: int) -> bool:
-    x, y, w, h = bbox
-    return x < margin or y < margin or x + w > width - margin or y + h > height - margin

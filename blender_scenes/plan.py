@@ -18,7 +18,7 @@ import numpy as np
 from scenes2real.errors import InputError
 
 from .config import SPLITS, DesignFile, SubsetConfig
-from .labels import AREAS, area_of_cell, cells_of_area
+from .labels import AREAS, LABELS, area_of_cell, cells_of_area
 from .questions import balanced_indices
 
 
@@ -319,7 +319,7 @@ def plan(cfg: DesignFile) -> list[SceneSpec]:
         _rng(cfg, "order", split).shuffle(members)
         extras = _distractors(cfg, members, split)
         option_rng = _rng(cfg, "options", split)
-        slots = {task: balanced_indices(len(members), len(_task_labels(task)), option_rng)
+        slots = {task: balanced_indices(len(members), len(LABELS[task]) if task != "open" else 1, option_rng)
                  for task in cfg.questions.tasks}
         for j, ((t, v), distractors) in enumerate(zip(members, extras)):
             index = len(scenes)
@@ -328,11 +328,6 @@ def plan(cfg: DesignFile) -> list[SceneSpec]:
                                     objects=(target, *distractors),
                                     option_index={task: slots[task][j] for task in cfg.questions.tasks}))
     return scenes
-
-
-def _task_labels(task: str) -> tuple[str, ...]:
-    from .labels import LABELS
-    return LABELS[task] if task != "open" else ("",)
 
 
 def summarize(scenes: list[SceneSpec]) -> dict:

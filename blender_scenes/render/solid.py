@@ -261,10 +261,13 @@ class SolidRenderer:
                 if d < radii[a] + radii[b] + 0.05:
                     failing.add(b if b != 0 else a)
         index = self.scratch.render(self.index, "index")[..., 0]
-        full = self._isolated_pixels(len(spec.objects)) if len(spec.objects) > 1 else None
+        n = len(spec.objects)
+        # only an object whose projected box meets another's can be hidden: draw just those alone
+        overlapping = [k for k in range(n) if any(j != k and _overlap(hulls[j], hulls[k]) for j in range(n))]
+        full = self._isolated_pixels(overlapping, n)
         for k, obj in enumerate(spec.objects):
             m = measure(index, k + 1)
-            visible = m.pixels / full[k] if full is not None and full[k] else (1.0 if m.pixels else 0.0)
+            visible = m.pixels / full[k] if full.get(k) else (1.0 if m.pixels else 0.0)
             poses[k].update(bbox=m.bbox, visible_pixels=m.pixels, visible_share=round(visible, 4))
             if m.area != obj.area or visible < cfg.render.min_visible:
                 failing.add(k)
@@ -272,13 +275,13 @@ class SolidRenderer:
                     occluded_by[k] = {j for j in range(len(spec.objects)) if j != k and _overlap(hulls[j], hulls[k])}
         return failing, occluded_by, poses, index
 
-    def _isolated_pixels(self, n: int) -> list[int]:
-        """Each object's pixel count when drawn alone: the denominator of its visible share."""
-        out = []
-        for k in range(n):
+    def _isolated_pixels(self, which: list[int], n: int) -> dict[int, int]:
+        """Pixel counts of these objects each drawn alone: the denominators of their visible shares."""
+        out = {}
+        for k in which:
             for j in range(n):
                 self.pool[j].hide_render = j != k
-            out.append(int((self.scratch.render(self.index, "alone")[..., 0] == k + 1).sum()))
+            out[k] = int((self.scratch.render(self.index, "alone")[..., 0] == k + 1).sum())
         for j in range(n):
             self.pool[j].hide_render = False
         return out
