@@ -9,11 +9,12 @@ from pathlib import Path
 from scenes2real.errors import InputError
 
 from .config import DesignFile
-from .dataset import DatasetLayout, atomic_write_json
-from .labels import label_of_box
+from .dataset import DatasetLayout
+from .files import atomic_write_json
+from .labels import area_of_cell, label_of_box
 from .measure import Measured
-from .plan import SceneSpec
-from .questions import describe, options_with_answer, question_text, write_jsonl
+from .plan import ObjectSpec, SceneSpec
+from .questions import describe, options_with_answer, question_text, template_fields, write_jsonl
 
 
 def display_name(cfg: DesignFile, shape: str) -> str:
@@ -46,9 +47,22 @@ def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: 
         "variation": placed.variation, "image": image, "width": W, "height": H,
         "design": cfg.name, "config_hash": cfg.digest(), "render": renderer,
         "placement_attempts": poses[0].get("attempts", 1), "objects": objects,
+        "option_index": dict(placed.option_index),
+        "config": cfg.model_dump(mode="json"),   # with the fields above, the whole recipe of this scene
     }
     record["questions"] = questions_of_scene(cfg, placed, record)
     return record
+
+
+def spec_of_record(record: dict) -> SceneSpec:
+    """The planned scene a record was rendered from (`render --scene` re-renders it from this alone)."""
+    grid = record["config"]["grid"]
+    objects = tuple(ObjectSpec(role=o["role"], shape=o["shape"], color=o["color"], size=o["size"],
+                               material=o["material"], cell=tuple(o["planned_cell"]),
+                               area=area_of_cell(*o["planned_cell"], grid["rows"], grid["cols"]))
+                    for o in record["objects"])
+    return SceneSpec(index=record["index"], id=record["id"], split=record["split"], subset=record["subset"],
+                     variation=record["variation"], objects=objects, option_index=dict(record["option_index"]))
 
 
 def questions_of_scene(cfg: DesignFile, spec: SceneSpec, record: dict) -> list[dict]:
@@ -60,13 +74,15 @@ def questions_of_scene(cfg: DesignFile, spec: SceneSpec, record: dict) -> list[d
     for task in cfg.questions.tasks:
         answer = label_of_box(target["bbox"], record["width"], record["height"], task)
         rng = random.Random(f"{cfg.seed}:options:{spec.index}:{task}")
+        options = options_with_answer(task, answer, spec.option_index[task], rng)
         out.append({
             "id": f"{spec.id}-{task}", "image": record["image"], "task": task, "question": text,
-            "options": options_with_answer(task, answer, spec.option_index[task], rng), "answer": answer,
+            "options": options, "answer": answer,
             "target": {"bbox": target["bbox"], "category": target["display"], "shape": target["shape"],
                        "color": target["color"], "size": target["size"], "material": target["material"],
                        "cell": target["cell"], "area": target["area"], "object_id": target["id"]},
             "source": "synthetic", "split": spec.split,
+            **template_fields(options, cfg.questions.template, cfg.questions.open_template),
         })
     return out
 

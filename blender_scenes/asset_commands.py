@@ -15,8 +15,8 @@ from scenes2real.errors import InputError
 
 assets_option = click.option(
     "--assets", "assets_dir", type=click.Path(file_okay=False), default=lambda: os.environ.get("SCENES2REAL_ASSETS"),
-    help="A user asset folder (with manifest.toml), searched before the shipped library "
-         "[default: $SCENES2REAL_ASSETS].")
+    help="A user asset folder (with manifest.toml), searched before the shipped library; for a design, "
+         "instead of its own `assets` key [default: $SCENES2REAL_ASSETS].")
 
 
 @click.group("assets")
@@ -96,7 +96,7 @@ def add_asset(file: str, name: str, assets_dir: str | None, obj: str | None = No
     """Copy (or link) a mesh file into the user library and record it in that folder's manifest."""
     from .asset_import import toml_entry
     from .assets import MANIFEST, NAME, AssetEntry, load_library
-    from .dataset import atomic_write_text
+    from .files import atomic_write_text
 
     if not assets_dir:
         raise InputError("--assets: name the user asset folder to add to (or set $SCENES2REAL_ASSETS)")
@@ -209,7 +209,7 @@ def sheet_cmd(out, tile, columns, names, assets_dir):
     import cv2
 
     from .assets import load_library
-    from .dataset import atomic_write_bytes
+    from .files import atomic_write_bytes
     from .render.blend import reset_blender
     from .render.sheet import render_sheet
 

@@ -20,7 +20,7 @@ import numpy as np
 from scenes2real.errors import InputError
 
 from .assets import MANIFEST, SHIPPED_DIR
-from .dataset import atomic_write_bytes
+from .files import atomic_write_bytes
 
 PYBULLET_VERSION = "3.2.7"
 LICENCE = "Zlib"

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from scenes2real.errors import InputError
 
-from .annotate import merge
-from .config import SPLITS, DesignFile
-from .dataset import DatasetLayout, atomic_write_json
+from .annotate import merge, spec_of_record
+from .assets import check_design, load_library
+from .config import SPLITS, DesignFile, parse_design
+from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
+from .files import atomic_write_json, read_json
 from .plan import SceneSpec, plan
 
 
@@ -44,24 +46,9 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return k, n
 
 
-def select(scenes: list[SceneSpec], splits: list[str] | None, limit: int | None) -> dict[str, list[SceneSpec]]:
-    """The job's scenes per split: the first `limit` of each (plans are shuffled inside a split)."""
-    out: dict[str, list[SceneSpec]] = {}
-    for split in SPLITS:
-        members = [s for s in scenes if s.split == split]
-        if members and (not splits or split in splits):
-            out[split] = members[:limit] if limit else members
-    if splits:
-        missing = [s for s in splits if s not in out]
-        if missing:
-            raise InputError(f"--split: the design has no scenes in {', '.join(missing)}; "
-                             f"it has {', '.join(sorted({s.split for s in scenes}))}")
-    return out
-
-
 def versions() -> dict:
     out = {}
-    for pkg in ("scenes2real", "bpy", "numpy", "pycocotools", "opencv-python-headless"):
+    for pkg in ("scenes2real", "bpy", "numpy", "scipy", "pycocotools", "opencv-python-headless"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -69,23 +56,29 @@ def versions() -> dict:
     return out
 
 
-def _check_existing(layout: DatasetLayout, cfg: DesignFile, resume: bool) -> None:
+def _stored_plan(layout: DatasetLayout, cfg: DesignFile, job: dict, resume: bool, shard: bool) -> list[SceneSpec]:
+    """The plan of a job: the one stored in the folder if it has one (same config required), else made now.
+    Refuses a plain run into a folder that already holds scenes unless resuming; shards always share."""
     manifest = layout.read_manifest()
     if not manifest:
         if any(layout.root.glob("scenes/*/*.json")):
             raise InputError(f"{layout.root}: holds scenes but no manifest.json; choose another --out")
-        return
+        return plan(cfg)
     if manifest.get("config_hash") != cfg.digest():
         raise InputError(f"{layout.manifest}: field 'config_hash': the dataset was rendered from another "
                          f"config ({manifest.get('config_hash')} != {cfg.digest()}); choose another --out")
-    if not resume and any(layout.root.glob("scenes/*/*.json")):
+    if shard and manifest.get("job") != job:
+        raise InputError(f"{layout.manifest}: field 'job': the shards of this folder render {manifest.get('job')}, "
+                         f"this one {job}; give every shard the same --split and --limit")
+    if not (resume or shard) and any(layout.root.glob("scenes/*/*.json")):
         raise InputError(f"{layout.root}: already holds scenes of this design; use --resume to finish it")
+    return read_plan(layout)[1] if layout.plan.is_file() else plan(cfg)
 
 
 def write_manifest(layout: DatasetLayout, cfg: DesignFile, job: dict, status: dict) -> None:
     atomic_write_json(layout.manifest, {
         "name": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": cfg.digest(),
-        "seed": cfg.seed, "versions": versions(), "job": job,
+        "seed": cfg.seed, "versions": versions(), "plan": PLAN, "job": job,
         "counts": {s: {"planned": v["planned"], "rendered": v["rendered"]} for s, v in status.items()},
         "status": {s: v["status"] for s, v in status.items()},
     }, indent=2)
@@ -94,47 +87,68 @@ def write_manifest(layout: DatasetLayout, cfg: DesignFile, job: dict, status: di
 def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit: int | None = None,
         workers: int = 1, shard: str | None = None, resume: bool = False, progress: bool = True,
         chunk: int | None = None) -> JobStats:
-    from .assets import check_design
-
+    """Render a design into `out`. With `shard="K/N"`, only scenes with index % N == K: any number of
+    shards may share one folder, started at any time; `merge_dataset` then builds the split files."""
     check_design(cfg, f"design {cfg.name!r}")   # configs built in code skip parse_design's check
     layout = DatasetLayout(out)
     k, n = parse_shard(shard)
-    _check_existing(layout, cfg, resume)
-    layout.remove_temporaries()   # what a killed run was writing; the scene is rendered again
-    chosen = select(plan(cfg), splits, limit)
-    job = {"splits": list(chosen), "limit": limit}
+    job = {"splits": sorted(splits, key=SPLITS.index) if splits else None, "limit": limit}
+    scenes = _stored_plan(layout, cfg, job, resume, shard=n > 1)
+    chosen = select(scenes, splits, limit)
+    check_user_assets(cfg)   # before anything is written: a broken asset must not leave a folder behind
     expected = {split: [s.id for s in members] for split, members in chosen.items()}
     mine = [s for members in chosen.values() for s in members if s.index % n == k]
-    todo = [s for s in mine if not (layout.scene(s.split, s.id).is_file() and layout.image(s.split, s.id).is_file())]
-    stats = JobStats(skipped=len(mine) - len(todo))
+    if not layout.plan.is_file():   # every writer stores the same bytes: a race between shards is harmless
+        write_plan(layout, cfg, scenes, versions())
     if n == 1 or not layout.manifest.is_file():
         write_manifest(layout, cfg, job, {s: {"planned": len(v), "rendered": 0, "status": "rendering"}
                                           for s, v in expected.items()})
+    # what a killed writer of one of our scenes left; the scene is rendered again
+    layout.remove_scene_leftovers({split: {s.id for s in mine if s.split == split} for split in chosen})
+    todo = [s for s in mine if not (layout.scene(s.split, s.id).is_file() and layout.image(s.split, s.id).is_file())]
+    stats = JobStats(skipped=len(mine) - len(todo))
     t0 = time.perf_counter()
     if todo:
         _render(cfg, layout, todo, workers, chunk, progress, stats)
     stats.seconds = time.perf_counter() - t0
     stats.scenes = len(todo)
     if n == 1:   # shards merge once all are done: `scenes2real merge DIR`
-        stats.status = merge(layout, cfg, expected)
-        write_manifest(layout, cfg, job, stats.status)
+        stats.status = _merge(layout, cfg, job, expected)
     return stats
+
+
+def _merge(layout: DatasetLayout, cfg: DesignFile, job: dict, expected: dict[str, list[str]]) -> dict:
+    layout.remove_split_leftovers()
+    status = merge(layout, cfg, expected)
+    os.sync()   # once, not per file: a split is marked complete only when its files are on disk
+    write_manifest(layout, cfg, job, status)
+    return status
+
+
+def check_user_assets(cfg: DesignFile) -> None:
+    """Import the design's user assets (not the shipped ones, which the tests cover) in a fresh process,
+    before any worker starts: a broken one is one InputError naming the asset and its manifest."""
+    lib = load_library(cfg.assets)
+    names = [s for s in cfg.factors.shapes if s in lib.user]
+    if not names:
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_clean_path) as pool:
+        results = pool.submit(_check_assets, cfg.assets, names).result()
+    for name, problems in results:
+        if problems:
+            raise InputError(problems[0])
+
+
+def _check_assets(assets_dir, names):
+    from .asset_commands import check_assets
+    return check_assets(assets_dir, names)
 
 
 def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
     workers = max(1, workers)
     chunk = chunk or max(1, min(64, math.ceil(len(todo) / (workers * 4))))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-    sprite_objects = []
-    if cfg.render.style == "flat" and cfg.render.composite:
-        seen = set()
-        for s in todo:
-            for o in s.objects:
-                key = (o.shape, o.size, o.cell)
-                if key not in seen:
-                    seen.add(key)
-                    sprite_objects.append({"role": o.role, "shape": o.shape, "color": o.color, "size": o.size,
-                                           "material": o.material, "cell": list(o.cell), "area": o.area})
     ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
     # bpy leaks over thousands of renders: workers are replaced every few hundred scenes, by running the
     # pool in waves (max_tasks_per_child can deadlock the pool on Python 3.11). Composited flat scenes
@@ -142,7 +156,7 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
     composite = cfg.render.style == "flat" and cfg.render.composite
     per_wave = len(chunks) if composite else max(1, cfg.render.workers_restart_every // chunk) * workers
     threads = max(1, (os.cpu_count() or 1) // workers)   # each worker's share of the cores
-    initargs = (cfg.model_dump(mode="json"), str(layout.root), sprite_objects, threads)
+    initargs = (cfg.model_dump(mode="json"), str(layout.root), threads)
     with _progress(progress, len(todo)) as bar:
         for start in range(0, len(chunks), per_wave):
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
@@ -157,10 +171,14 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
                     bar(r["scenes"])
 
 
-def _init(*args):
+def _clean_path():
     # a parent that imported bpy passes Blender's script folders on in sys.path; there, `import bpy`
     # would find Blender's inner package instead of the module
     sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
+
+
+def _init(*args):
+    _clean_path()
     os.environ["LP_NUM_THREADS"] = str(args[-1])   # Workbench draws with Mesa's llvmpipe: its threads
     from .render.worker import init
     init(*args)
@@ -200,15 +218,33 @@ class _progress:
         return False
 
 
-def merge_dataset(out: str | Path) -> dict:
-    """`scenes2real merge`: build the split files of a (sharded) dataset from its per-scene JSON."""
+def merge_dataset(out: str | Path, assets: str | None = None) -> dict:
+    """`scenes2real merge`: build the split files of a (sharded) dataset from its per-scene JSON and the
+    stored plan."""
     layout = DatasetLayout(out)
     manifest = layout.read_manifest()
     if not manifest:
         raise InputError(f"{layout.manifest}: file not found (expected a dataset rendered by scenes2real)")
-    cfg = DesignFile.model_validate(manifest["config"])
-    chosen = select(plan(cfg), manifest["job"]["splits"], manifest["job"]["limit"])
-    expected = {split: [s.id for s in members] for split, members in chosen.items()}
-    status = merge(layout, cfg, expected)
-    write_manifest(layout, cfg, manifest["job"], status)
-    return status
+    cfg = parse_design(manifest["config"], f"{layout.manifest} (config)", assets)
+    job = manifest["job"]
+    chosen = select(read_plan(layout)[1], job["splits"], job["limit"])
+    return _merge(layout, cfg, job, {split: [s.id for s in members] for split, members in chosen.items()})
+
+
+def render_scene_file(scene: str | Path, out: str | Path, assets: str | None = None) -> Path:
+    """Re-render one scene from its JSON record alone into the dataset folder `out` (same relative paths);
+    returns the image path. The record holds the config and the planned scene: no design file needed."""
+    from .render.worker import build_renderer, render_scene, write_scene
+
+    path = Path(scene)
+    record = read_json(path, "a scene record, DATASET/scenes/SPLIT/ID.json")
+    if not isinstance(record, dict) or "config" not in record or "option_index" not in record:
+        raise InputError(f"{path}: field 'config': expected a scene record written by scenes2real >= 0.2 "
+                         f"(it holds the config and option_index)")
+    cfg = parse_design(record["config"], f"{path} (config)", assets)
+    spec = spec_of_record(record)
+    layout = DatasetLayout(out)
+    renderer = build_renderer(cfg)
+    new_record, image = render_scene(renderer, cfg, spec, layout)
+    write_scene(layout, new_record, image)
+    return layout.image(spec.split, spec.id)

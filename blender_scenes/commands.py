@@ -5,8 +5,15 @@ import json
 
 import click
 
+from scenes2real.errors import InputError
+
 from .asset_commands import assets_group
 from .audit.commands import audit_cmd
+
+assets_option = click.option(
+    "--assets", "assets_dir", type=click.Path(file_okay=False),
+    help="A user asset folder (with manifest.toml), searched before the shipped library [default: the "
+         "design's own `assets` key, else $SCENES2REAL_ASSETS].")
 
 design_source = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
@@ -22,20 +29,23 @@ def with_design(f):
 
 @click.command("plan")
 @with_design
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def plan_cmd(config, preset, as_json):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: counts per split and every scene (id, split, subset, objects with planned cells).")
+@assets_option
+def plan_cmd(config, preset, as_json, assets_dir):
     """Print counts per split and per factor level of a design, without rendering."""
     from .config import load_config_or_preset
     from .plan import plan, summarize
 
-    cfg = load_config_or_preset(config, preset)
+    cfg = load_config_or_preset(config, preset, assets_dir)
     from .assets import display_name
 
-    summary = summarize(plan(cfg))
+    scenes = plan(cfg)
+    summary = summarize(scenes)
     display = {s: display_name(s, cfg.assets) for s in cfg.factors.shapes}   # what questions call each shape
     if as_json:
         click.echo(json.dumps({"design": cfg.name, "config_hash": cfg.digest(), "display": display,
-                               "splits": summary}, indent=2))
+                               "splits": summary, "scenes": [s.to_json() for s in scenes]}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -58,6 +68,8 @@ def plan_cmd(config, preset, as_json):
 @click.command("render")
 @with_design
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
+@click.option("--scene", "scene_file", type=click.Path(dir_okay=False),
+              help="Re-render one scene from its record DATASET/scenes/SPLIT/ID.json (no design needed).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Render only these splits (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="Render the first N scenes of each split.")
@@ -66,12 +78,18 @@ def plan_cmd(config, preset, as_json):
 @click.option("--shard", metavar="K/N", help="Render only scenes with index % N == K (then `merge`).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted job; what is done is kept.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render_cmd(config, preset, out, splits, limit, workers, shard, resume, quiet):
+@assets_option
+def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, resume, quiet, assets_dir):
     """Render a design: images, per-scene JSON, COCO instances, questions, manifest."""
-    from .batch import run
+    from .batch import render_scene_file, run
     from .config import load_config_or_preset
 
-    cfg = load_config_or_preset(config, preset)
+    if scene_file:
+        if config or preset:
+            raise InputError("--scene: the scene record holds its design; give no CONFIG or --preset with it")
+        click.echo(f"rendered {scene_file} -> {render_scene_file(scene_file, out, assets_dir)}")
+        return
+    cfg = load_config_or_preset(config, preset, assets_dir)
     stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
                 resume=resume, progress=not quiet)
     click.echo(f"rendered {stats.scenes} scenes ({stats.skipped} already done) in {stats.seconds:.1f} s "
@@ -84,11 +102,12 @@ def render_cmd(config, preset, out, splits, limit, workers, shard, resume, quiet
 
 @click.command("merge")
 @click.argument("dataset", type=click.Path(file_okay=False))
-def merge_cmd(dataset):
+@assets_option
+def merge_cmd(dataset, assets_dir):
     """Build the split files (COCO, questions) of a dataset from its per-scene JSON (after shards)."""
     from .batch import merge_dataset
 
-    for split, st in merge_dataset(dataset).items():
+    for split, st in merge_dataset(dataset, assets_dir).items():
         click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
 
 

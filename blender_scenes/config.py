@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from scenes2real.errors import InputError
 
+from .assets import asset_folder, check_design
 from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")
@@ -167,6 +168,13 @@ class QuestionsConfig(Strict):
             raise ValueError("template must contain {question} and {options}")
         return v
 
+    @field_validator("open_template")
+    @classmethod
+    def _open_fields(cls, v):
+        if "{question}" not in v:
+            raise ValueError("open_template must contain {question}")
+        return v
+
 
 class DesignFile(Strict):
     """A whole design config file."""
@@ -182,7 +190,7 @@ class DesignFile(Strict):
     distractors: DistractorConfig = DistractorConfig()
     splits: SplitsConfig = SplitsConfig()
     questions: QuestionsConfig = QuestionsConfig()
-    assets: str | None = None   # a user asset folder, searched before the shipped library
+    assets: str | None = None   # a user asset folder (absolute once loaded), searched before the shipped library
     _digest: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
@@ -204,9 +212,10 @@ class DesignFile(Strict):
         return self
 
     def digest(self) -> str:
-        """Hash of the validated config (stable key order), stored in the manifest."""
+        """Hash of the validated config (stable key order), stored in the manifest. The asset folder's
+        location is left out: a dataset moved to another machine keeps its identity."""
         if self._digest is None:   # frozen config: compute once (it is stamped on every scene)
-            blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+            blob = json.dumps(self.model_dump(mode="json", exclude={"assets"}), sort_keys=True).encode()
             self._digest = hashlib.sha256(blob).hexdigest()[:16]
         return self._digest
 
@@ -224,17 +233,22 @@ def _format_error(path: str, err: ValidationError) -> str:
     return f"{path}: field '{field}': {msg}"
 
 
-def parse_design(data: dict, source: str) -> DesignFile:
+def parse_design(data: dict, source: str, assets: str | Path | None = None, base: Path | None = None) -> DesignFile:
+    """Validate a design. Its asset folder is `assets` (--assets) if given, else its own `assets` key (relative
+    to `base`, the design file's folder), else $SCENES2REAL_ASSETS; stored absolute."""
+    own = data.get("assets")
+    if isinstance(own, str) and base is not None:
+        own = str(base / own)
+    data = {**data, "assets": asset_folder(assets, own)}
     try:
         cfg = DesignFile.model_validate(data)
     except ValidationError as err:
         raise InputError(_format_error(source, err)) from None
-    from .assets import check_design
     check_design(cfg, source)   # shapes are asset names: known, of the style's kind, textured ones uncrossed
     return cfg
 
 
-def load_design(path: str | Path) -> DesignFile:
+def load_design(path: str | Path, assets: str | Path | None = None) -> DesignFile:
     """Read a TOML or YAML design file; every problem becomes one InputError line naming file and field."""
     path = Path(path)
     if not path.is_file():
@@ -251,7 +265,7 @@ def load_design(path: str | Path) -> DesignFile:
         raise InputError(f"{path}: not valid {path.suffix[1:].upper()}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a table of settings at the top level")
-    return parse_design(data, str(path))
+    return parse_design(data, str(path), assets, base=path.resolve().parent)
 
 
 def preset_names() -> list[str]:
@@ -259,14 +273,14 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
-def load_preset(name: str) -> DesignFile:
+def load_preset(name: str, assets: str | Path | None = None) -> DesignFile:
     if name not in preset_names():
         raise InputError(f"unknown preset {name!r}; expected one of {', '.join(preset_names())}")
     ref = resources.files("blender_scenes.presets") / f"{name}.toml"
-    return parse_design(tomllib.loads(ref.read_text(encoding="utf-8")), f"preset {name}")
+    return parse_design(tomllib.loads(ref.read_text(encoding="utf-8")), f"preset {name}", assets)
 
 
-def load_config_or_preset(config: str | None, preset: str | None) -> DesignFile:
+def load_config_or_preset(config: str | None, preset: str | None, assets: str | None = None) -> DesignFile:
     if bool(config) == bool(preset):
         raise InputError("give a design config file or --preset NAME (exactly one)")
-    return load_design(config) if config else load_preset(preset)
+    return load_design(config, assets) if config else load_preset(preset, assets)

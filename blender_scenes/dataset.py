@@ -5,27 +5,16 @@ half-written file that looks complete."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from scenes2real.errors import InputError
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+from .config import SPLITS, DesignFile
+from .files import atomic_write_text
+from .plan import SceneSpec
 
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+PLAN = "plan.json"
 
 
 @dataclass(frozen=True)
@@ -39,6 +28,10 @@ class DatasetLayout:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / PLAN
 
     def image(self, split: str, scene_id: str) -> Path:
         return self.root / "images" / split / f"{scene_id}.png"
@@ -59,17 +52,57 @@ class DatasetLayout:
         d = self.root / "scenes"
         return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
-    def remove_temporaries(self) -> int:
-        """Delete half-written files (`.NAME.PID.tmp`) that a killed run left; returns how many."""
+    def remove_scene_leftovers(self, owned: dict[str, set[str]]) -> int:
+        """Delete what killed writers of these scenes (split -> ids) left half-written (`.ID.png.*.tmp`,
+        `.ID.json.*.tmp`); a job passes the scenes it owns, so shards never touch each other's files."""
         n = 0
-        for sub in ("images", "scenes", "annotations", "questions"):
-            for p in (self.root / sub).rglob(".*.tmp") if (self.root / sub).is_dir() else ():
-                p.unlink(missing_ok=True)
-                n += 1
-        for p in self.root.glob(".*.tmp") if self.root.is_dir() else ():
-            p.unlink(missing_ok=True)
-            n += 1
+        for split, ids in owned.items():
+            for folder in (self.root / "images" / split, self.root / "scenes" / split):
+                for p in folder.glob(".*.tmp") if folder.is_dir() else ():
+                    if p.name[1:].split(".", 1)[0] in ids:
+                        p.unlink(missing_ok=True)
+                        n += 1
         return n
+
+    def remove_split_leftovers(self) -> None:
+        """Delete half-written split files and manifests (only the merging job writes those)."""
+        for p in [*self.root.glob("annotations/.*.tmp"), *self.root.glob("questions/.*.tmp"),
+                  *self.root.glob(".*.tmp")]:
+            p.unlink(missing_ok=True)
 
     def read_manifest(self) -> dict:
         return json.loads(self.manifest.read_text()) if self.manifest.is_file() else {}
+
+
+def write_plan(layout: DatasetLayout, cfg: DesignFile, scenes: list[SceneSpec], versions: dict) -> None:
+    """Store the plan with the dataset: one scene per line, so it reads and diffs well."""
+    head = {"design": cfg.name, "config_hash": cfg.digest(), "seed": cfg.seed, "versions": versions}
+    lines = ",\n".join(json.dumps(s.to_json(), ensure_ascii=False) for s in scenes)
+    atomic_write_text(layout.plan, json.dumps(head, ensure_ascii=False)[:-1] + ', "scenes": [\n' + lines + "\n]}\n")
+
+
+def read_plan(layout: DatasetLayout) -> tuple[dict, list[SceneSpec]]:
+    """The stored plan: (its header, the scenes). Resume, shards, merge and audit read this, never re-plan."""
+    try:
+        data = json.loads(layout.plan.read_text(encoding="utf-8"))
+        scenes = [SceneSpec.from_json(d) for d in data.pop("scenes")]
+    except FileNotFoundError:
+        raise InputError(f"{layout.plan}: file not found (expected the plan stored when rendering started)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{layout.plan}: not a stored plan ({type(err).__name__}: {err})") from None
+    return data, scenes
+
+
+def select(scenes: list[SceneSpec], splits: list[str] | None, limit: int | None) -> dict[str, list[SceneSpec]]:
+    """A job's scenes per split: the first `limit` of each (plans are shuffled inside a split)."""
+    out: dict[str, list[SceneSpec]] = {}
+    for split in SPLITS:
+        members = [s for s in scenes if s.split == split]
+        if members and (not splits or split in splits):
+            out[split] = members[:limit] if limit else members
+    if splits:
+        missing = [s for s in splits if s not in out]
+        if missing:
+            raise InputError(f"--split: the design has no scenes in {', '.join(missing)}; "
+                             f"it has {', '.join(sorted({s.split for s in scenes}))}")
+    return out

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scenes2real.errors import InputError
 
+from .files import temporary_name
 from .labels import LABELS
 
 DEFAULT_TEMPLATE = "Answer using as few words as possible. {question} Choose from [{options}]."
@@ -36,6 +37,14 @@ class QuestionRecord(BaseModel):
     target: dict[str, Any] = Field(default_factory=dict)
     source: Literal["synthetic", "coco"] = "synthetic"
     split: str = "test"
+    template: str | None = None   # the design's prompt template, stored only when not the default
+
+
+def template_fields(options: list[str], template: str, open_template: str) -> dict[str, str]:
+    """What a record stores about its prompt template: nothing for the defaults (so default records stay
+    as they were), else the one template its prompt is built from."""
+    used, default = (template, DEFAULT_TEMPLATE) if options else (open_template, DEFAULT_OPEN_TEMPLATE)
+    return {} if used == default else {"template": used}
 
 
 def build_prompt(question: str, options: list[str], template: str = DEFAULT_TEMPLATE,
@@ -46,9 +55,12 @@ def build_prompt(question: str, options: list[str], template: str = DEFAULT_TEMP
     return open_template.format(question=question)
 
 
-def record_prompt(record: QuestionRecord, template: str = DEFAULT_TEMPLATE,
-                  open_template: str = DEFAULT_OPEN_TEMPLATE) -> str:
-    return build_prompt(record.question, record.options, template, open_template)
+def record_prompt(record: QuestionRecord) -> str:
+    """The prompt of a record: its own template if it stores one (a design's `questions.template`), else
+    the default. Training, evaluation and export all call this."""
+    if record.template is None:
+        return build_prompt(record.question, record.options)
+    return build_prompt(record.question, record.options, record.template, record.template)
 
 
 def describe(attributes: dict[str, str], order: Iterable[str]) -> str:
@@ -85,7 +97,7 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     million-line file never sits in memory and a failure mid-way leaves nothing behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_name(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             for r in rows:

@@ -10,7 +10,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from blender_scenes.dataset import atomic_write_bytes, atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from blender_scenes.labels import AREAS, LABELS
 from scenes2real.errors import InputError
 

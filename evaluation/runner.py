@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from blender_scenes.dataset import atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_json, atomic_write_text
 from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
 from scenes2real.errors import InputError
 

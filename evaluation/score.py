@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from blender_scenes.dataset import atomic_write_json
+from blender_scenes.files import atomic_write_json
 from blender_scenes.labels import AREAS, LABELS, area_of_box
 from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 from scenes2real.errors import InputError

@@ -144,10 +144,11 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny_checkpoint, mode):
     train_file = write_question_set(tmp_path / "data", "train", ["top left"] * 12)
     val_file = write_question_set(tmp_path / "data", "val", ["bottom right"] * 3, seed=1)
     out = tmp_path / "run"
-    stats = train(_config(tiny_checkpoint("qwen2_5_vl"), train_file, val_file, out, epochs=6, lr=lr, full=full,
+    # room to stop early: on some CPUs the loss turns up only at epoch 5
+    stats = train(_config(tiny_checkpoint("qwen2_5_vl"), train_file, val_file, out, epochs=10, lr=lr, full=full,
                           lora_r=rank, lora_alpha=2 * rank, patience=2))
     losses = [e["val_loss"] for e in stats["epochs"]]
-    assert stats["stopped_early"] and len(losses) == stats["best_epoch"] + 2 < 6
+    assert stats["stopped_early"] and len(losses) == stats["best_epoch"] + 2 < 10
     assert losses[stats["best_epoch"] - 1] == min(losses) < losses[-1]
     # `best` holds the weights of the best epoch's checkpoint (the whole model with --full), not the last ones
     kept = out / "checkpoints" / stats["best_checkpoint"].split("/")[-1]

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from blender_scenes.dataset import atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_json, atomic_write_text
 
 from .data import ChatExample, load_examples
 

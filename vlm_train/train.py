@@ -17,7 +17,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from blender_scenes.dataset import atomic_write_json
+from blender_scenes.files import atomic_write_json
 from scenes2real.errors import InputError
 
 

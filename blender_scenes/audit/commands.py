@@ -17,12 +17,15 @@ import click
               help="Largest max/min count ratio allowed (default: 1.0 exhaustive, within one balanced).")
 @click.option("--compare", type=click.Path(dir_okay=False, exists=True),
               help="A question file (e.g. COCO questions) whose target areas are shown beside the dataset's.")
-def audit_cmd(dataset, out, strict, as_json, max_ratio, compare):
+@click.option("--assets", "assets_dir", type=click.Path(file_okay=False),
+              help="The user asset folder of the design, if it moved [default: the stored one, else "
+                   "$SCENES2REAL_ASSETS].")
+def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
     from .run import audit_path, strict_lines
 
-    report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare)
+    report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir)
     failed = strict and report["headline"]["failures"] > 0
     lines = strict_lines(report) if strict else []
     if strict and report.get("partial_splits"):

@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from ..dataset import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from .balance import fmt_bound, fmt_ratio
 
 FINDINGS_SHOWN = 60   # per kind, in md/html; report.json holds all

@@ -22,7 +22,7 @@ PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers wo
 
 
 def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float | None = None,
-               workers: int | None = None, compare: str | Path | None = None) -> dict:
+               workers: int | None = None, compare: str | Path | None = None, assets: str | None = None) -> dict:
     """Audit a dataset folder or a question file (*.jsonl) and write report.json/.md/.html into `out`
     (default DATASET/audit/, or FILE-audit/ beside the question file). `compare`: a question file (e.g. COCO
     questions) whose target areas are shown beside the dataset's. Returns the report."""
@@ -34,7 +34,7 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
         report, figs = audit_question_file(path)
         out = Path(out) if out else path.parent / f"{path.stem}-audit"
     else:
-        report, figs = audit_dataset(path, max_ratio, workers, compare)
+        report, figs = audit_dataset(path, max_ratio, workers, compare, assets)
         out = Path(out) if out else path / "audit"
     report["seconds"] = round(time.perf_counter() - t0, 3)
     write_report(report, figs, out)
@@ -70,8 +70,8 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
 
 
 def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int | None = None,
-                  compare: str | Path | None = None) -> tuple[dict, dict]:
-    src = open_dataset(path)
+                  compare: str | Path | None = None, assets: str | None = None) -> tuple[dict, dict]:
+    src = open_dataset(path, assets)
     cfg = src.cfg
     scans = scan_all(src, workers)
     findings: list[Finding] = []
@@ -84,6 +84,10 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
     findings += [Finding("integrity", None, str(p.relative_to(src.root)), "leftover temporary file of an "
                          "interrupted write (safe to delete)", strict=False)
                  for p in sorted(src.root.glob("*/**/.*.tmp"))]
+    if src.replan_differs:
+        findings.append(Finding("integrity", None, "plan.json", "today's code would plan this design "
+                                "differently (another scenes2real or numpy/scipy version); the stored plan is "
+                                "the one audited", strict=False))
     rows = {s: [r["record"] for r in scans[s] if r["record"]] for s in scans}
     checks, f_bal = balance_checks(src, rows, questions, max_ratio)
     findings += f_bal

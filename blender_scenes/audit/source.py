@@ -1,5 +1,6 @@
-"""What the audit compares the disk against: the manifest's config and job, and the plan (a pure function of
-the config). The manifest's counts and status are never trusted; only its config and job are read."""
+"""What the audit compares the disk against: the manifest's config and job, and the plan stored with the
+dataset (re-planned from the config for datasets that predate stored plans). The manifest's counts and
+status are never trusted; only its config and job are read."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ from pathlib import Path
 from scenes2real.errors import InputError
 
 from ..config import SPLITS, DesignFile, SubsetConfig, parse_design
-from ..dataset import DatasetLayout
-from ..batch import select
+from ..dataset import DatasetLayout, read_plan, select
 from ..plan import SceneSpec, plan
 
 
@@ -24,6 +24,7 @@ class Source:
     design_counts: dict[str, int]                # every planned scene of the design per split (no limit)
     scenes: list[SceneSpec]                      # the whole plan
     splits: list[str] = field(default_factory=list)   # job splits, then any other split found on disk
+    replan_differs: bool = False                 # today's code would plan otherwise (informational)
 
     @property
     def root(self) -> Path:
@@ -49,7 +50,7 @@ class Source:
         return full[0] if full else None
 
 
-def open_dataset(path: str | Path) -> Source:
+def open_dataset(path: str | Path, assets: str | None = None) -> Source:
     layout = DatasetLayout(path)
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: folder not found (expected a dataset rendered by scenes2real, "
@@ -62,13 +63,14 @@ def open_dataset(path: str | Path) -> Source:
         raise InputError(f"{layout.manifest}: not valid JSON ({err})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
         raise InputError(f"{layout.manifest}: field 'config': expected the design config as an object")
-    cfg = parse_design(manifest["config"], f"{layout.manifest} (config)")
+    cfg = parse_design(manifest["config"], f"{layout.manifest} (config)", assets)
     job = manifest.get("job") or {}
     if not isinstance(job, dict):
         raise InputError(f"{layout.manifest}: field 'job': expected an object with 'splits' and 'limit'")
-    scenes = plan(cfg)
+    today = plan(cfg)
+    scenes = read_plan(layout)[1] if layout.plan.is_file() else today
     design_counts = {s: sum(1 for x in scenes if x.split == s) for s in SPLITS}
     job_splits = [s for s in (job.get("splits") or []) if s in SPLITS] or None
     chosen = select(scenes, job_splits, job.get("limit"))
     splits = list(chosen) + [s for s in layout.splits_on_disk() if s not in chosen]
-    return Source(layout, manifest, cfg, job, chosen, design_counts, scenes, splits)
+    return Source(layout, manifest, cfg, job, chosen, design_counts, scenes, splits, replan_differs=today != scenes)

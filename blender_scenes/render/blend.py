@@ -2,8 +2,10 @@
 Workbench settings, rendering a pass to a file in a scratch folder and reading its pixels back."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -93,13 +95,34 @@ def quiet(log_path: Path):
             os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        return True
+    return True
+
+
+def remove_stale_scratch(base: Path) -> None:
+    """Scratch folders of dead processes (a killed worker cannot clean up after itself)."""
+    for d in base.glob("scenes2real-*"):
+        pid = d.name.removeprefix("scenes2real-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class Scratch:
-    """Renders a scene to a PNG in a private scratch folder and reads the pixels back."""
+    """Renders a scene to a PNG in a private scratch folder and reads the pixels back. The folder is
+    removed at exit, and those of dead processes when the next one starts."""
 
     def __init__(self, folder: str | Path | None = None):
         base = Path(folder or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+        remove_stale_scratch(base)
         self.dir = base / f"scenes2real-{os.getpid()}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, self.dir, ignore_errors=True)
         self.render_seconds = 0.0   # time inside Blender's render call (the rest is our overhead)
 
     def render(self, scene: bpy.types.Scene, name: str = "pass") -> np.ndarray:

@@ -2,7 +2,7 @@
 
 1 world unit = 1 pixel, so a placement is a pixel position. Such a scene of non-overlapping objects is
 exactly a composition of per-object renders: the renderer draws each distinct (shape, size, sub-pixel
-phase) once in an atlas (coverage with anti-aliasing, and a one-sample mask), then composites scenes in
+phase) once, alone (coverage with anti-aliasing, and a one-sample mask), then composites scenes in
 linear light. `render_full` renders a whole scene in Blender instead; the tests hold the two equal."""
 from __future__ import annotations
 
@@ -87,14 +87,19 @@ class FlatRenderer:
         return (obj.shape, obj.size, round(cx - math.floor(cx), 6), round(cy - math.floor(cy), 6))
 
     def prepare(self, objects) -> None:
-        """Render every sprite these objects need and the cache lacks, in one atlas (two passes)."""
-        keys = sorted({self.sprite_key(o) for o in objects} - self.sprites.keys())
-        if not keys:
-            return
-        tile = int(math.ceil(max(self.side_px(k[1]) for k in keys))) + 2 * PAD + 2
-        per_row = int(math.ceil(math.sqrt(len(keys))))
-        aw, ah = per_row * tile, int(math.ceil(len(keys) / per_row)) * tile
-        scene = self._camera_scene("atlas", aw, ah)
+        """Render every sprite these objects need and the cache lacks (two passes each).
+
+        Each sprite is drawn alone, centred in a frame whose size depends on its own size only: its
+        pixels are then a function of its key alone, never of which other sprites a job needs (in a
+        shared atlas, float rounding of the positions changed anti-aliased edges by one level)."""
+        for key in sorted({self.sprite_key(o) for o in objects} - self.sprites.keys()):
+            self.sprites[key] = self._render_sprite(key)
+
+    def _render_sprite(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        shape, size, fx, fy = key
+        s = self.side_px(size)
+        tile = int(math.ceil(s)) + 2 * PAD + 2
+        scene = self._camera_scene("sprite", tile, tile)
         shading = scene.display.shading
         scene.render.engine = "BLENDER_WORKBENCH"
         shading.light, shading.color_type, shading.single_color = "FLAT", "SINGLE", (1.0, 1.0, 1.0)
@@ -102,22 +107,16 @@ class FlatRenderer:
         scene.render.film_transparent = True
         scene.render.image_settings.color_mode = "RGBA"
         scene.render.image_settings.color_depth = "16"
-        origins = []
-        for i, (shape, size, fx, fy) in enumerate(keys):
-            x0, y0 = (i % per_row) * tile, (i // per_row) * tile
-            c = tile // 2
-            s = self.side_px(size)
-            pose = {"location": [x0 + c + fx - aw / 2, ah / 2 - (y0 + c + fy), 0.0],
-                    "rotation_euler": [0.0, 0.0, 0.0], "scale": [s, s, 1.0]}
-            self._add(scene, shape, pose, f"sprite{i}")
-            origins.append((x0, y0))
+        c = tile // 2
+        pose = {"location": [c + fx - tile / 2, tile / 2 - (c + fy), 0.0],
+                "rotation_euler": [0.0, 0.0, 0.0], "scale": [s, s, 1.0]}
+        self._add(scene, shape, pose, "sprite")
         scene.display.render_aa = self.aa
-        coverage = self.scratch.render(scene, "atlas-aa")[..., 3].astype(np.float64) / 65535.0
+        coverage = self.scratch.render(scene, "sprite-aa")[..., 3].astype(np.float64) / 65535.0
         scene.display.render_aa = "OFF"
-        mask = self.scratch.render(scene, "atlas-mask")[..., 3] > 32767
-        for key, (x0, y0) in zip(keys, origins):
-            self.sprites[key] = (coverage[y0:y0 + tile, x0:x0 + tile], mask[y0:y0 + tile, x0:x0 + tile])
+        mask = self.scratch.render(scene, "sprite-mask")[..., 3] > 32767
         self._remove(scene)
+        return coverage, mask
 
     # -- scenes -----------------------------------------------------------------------------------
     def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict]]:

@@ -9,9 +9,10 @@ import cv2
 
 from ..annotate import scene_record
 from ..config import DesignFile
-from ..dataset import DatasetLayout, atomic_write_bytes, atomic_write_json
+from ..dataset import DatasetLayout
+from ..files import atomic_write_bytes, atomic_write_json
 from ..measure import measure
-from ..plan import ObjectSpec, SceneSpec
+from ..plan import SceneSpec
 
 _state: dict = {}
 
@@ -34,11 +35,9 @@ def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int
     return renderer
 
 
-def init(cfg_json: dict, root: str, sprite_objects: list[dict], threads: int | None = None) -> None:
+def init(cfg_json: dict, root: str, threads: int | None = None) -> None:
     cfg = DesignFile.model_validate(cfg_json)
     renderer = build_renderer(cfg, threads=threads)
-    if cfg.render.style == "flat" and cfg.render.composite:
-        renderer.prepare(ObjectSpec(**{**o, "cell": tuple(o["cell"])}) for o in sprite_objects)
     _state.update(cfg=cfg, layout=DatasetLayout(root), renderer=renderer)
 
 

@@ -1,6 +1,7 @@
 """The asset library: which shapes and objects a design can name, what questions call them, and where
 their meshes come from. A library is a folder with a `manifest.toml`; the user's folder (`--assets DIR`,
-config key `assets`) is searched before the one that ships in `assets/`. No bpy here: importing and
+config key `assets`, `$SCENES2REAL_ASSETS`) is searched before the one that ships as package data in
+`shipped/`. No bpy here: importing and
 normalising meshes is `render/assets.py`.
 
     [assets.mug]
@@ -13,9 +14,11 @@ normalising meshes is `render/assets.py`.
 """
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +33,16 @@ UP_AXES = ("Z", "Y", "X", "-Z", "-Y", "-X")
 # the usual convention of each format when a manifest names no up axis
 DEFAULT_UP = {".blend": "Z", ".glb": "Y", ".gltf": "Y", ".obj": "Y", ".fbx": "Y", ".ply": "Z", ".stl": "Z"}
 MANIFEST = "manifest.toml"
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets"
+# package data: found the same way in a checkout, an editable install and a wheel
+SHIPPED_DIR = Path(str(resources.files(__name__) / "shipped"))
+ASSETS_ENV = "SCENES2REAL_ASSETS"
+
+
+def asset_folder(option: str | Path | None, own: str | None = None) -> str | None:
+    """The user asset folder in force, absolute: `--assets` first, then the design's own `assets` key (already
+    resolved against its file), then `$SCENES2REAL_ASSETS`; None when nothing names one."""
+    folder = option or own or os.environ.get(ASSETS_ENV) or None
+    return str(Path(folder).resolve()) if folder else None
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
@@ -159,14 +171,15 @@ class Library:
         if self.user_dir is not None:
             if not self.user_dir.is_dir():
                 raise InputError(f"assets: folder {self.user_dir} not found (expected a folder with {MANIFEST})")
-            self.user = self._read(self.user_dir / MANIFEST)
+            manifest = self.user_dir / MANIFEST   # a new user folder has none until `assets add`
+            self.user = self._read(manifest) if manifest.is_file() else {}
         self.shipped = self._read(Path(shipped_dir) / MANIFEST)
         self.assets = {**self.shipped, **self.user}   # a user asset shadows a shipped one of the same name
 
     @staticmethod
     def _read(path: Path) -> dict[str, Asset]:
         if not path.is_file():
-            return {}
+            raise InputError(f"{path}: file not found (expected the asset manifest, {MANIFEST})")
         return {name: Asset(name, entry, path) for name, entry in read_manifest(path).assets.items()}
 
     def names(self, kind: str | None = None) -> list[str]:

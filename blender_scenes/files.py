@@ -1,0 +1,49 @@
+"""Writing files so that a killed or failing writer never leaves a half-written file that looks complete:
+a temporary name beside the target, then an atomic rename. The bottom floor: imports nothing of ours."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from scenes2real.errors import InputError
+
+
+def temporary_name(path: Path) -> Path:
+    """`.NAME.HOST-PID.tmp` beside `path`: names the writer, so writers on several machines sharing one
+    folder (a job array) never collide, and a leftover is recognisable as such."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path, expected: str) -> Any:
+    """A JSON file's content; a missing or malformed file is one InputError naming it and what was expected."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (expected {expected})") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); expected {expected}") from None
