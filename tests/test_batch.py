@@ -178,3 +178,13 @@ def test_environment_variable_alone_makes_a_user_asset_renderable(tmp_path):
     # without it the design does not know the asset
     proc = cli("render", str(design), "--out", str(tmp_path / "other"), env={"SCENES2REAL_ASSETS": ""})
     assert proc.wait(timeout=120) == 2 and "unknown asset 'ell'" in proc.stdout.read()
+
+
+def test_scratch_folders_are_removed_and_stale_ones_of_dead_processes_too(tmp_path):
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    stale = shm / "scenes2real-999999999"   # above any pid_max: a dead process's folder
+    stale.mkdir(exist_ok=True)
+    before = set(shm.glob("scenes2real-*")) - {stale}
+    ok("render", "--preset", "demo", "--out", str(tmp_path / "ds"), "--limit", "2", "--workers", "2", "--quiet")
+    assert not stale.exists()
+    assert set(shm.glob("scenes2real-*")) <= before

@@ -62,3 +62,29 @@ def test_missing_image_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and "0000.png" in result.output
     assert not out.exists()
+
+
+def test_a_design_template_reaches_the_exported_training_text(tmp_path):
+    """`questions.template` of a design is stored in each record and is what export (and so training and
+    evaluation, through the same `record_prompt`) puts before the model."""
+    from blender_scenes.batch import run
+    from blender_scenes.config import load_preset, parse_design
+
+    demo = load_preset("demo").model_dump(mode="json")
+    questions = {**demo["questions"], "template": "Q: {question} Options: {options}. A:",
+                 "open_template": "Q: {question} A:"}
+    cfg = parse_design({**demo, "image": {"width": 96, "height": 96}, "questions": questions}, "custom.toml")
+    run(cfg, tmp_path / "ds", limit=2, splits=["train"], progress=False)
+    train_file = tmp_path / "ds" / "questions" / "train.jsonl"
+    out = tmp_path / "trl"
+    result = CliRunner().invoke(cli, ["export", str(train_file), "--format", "trl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    texts = {r["id"]: r["messages"][0]["content"][1]["text"] for r in _records(out / "ds_train.jsonl")}
+    records = {r["id"]: r for r in _records(train_file)}
+    assert len(texts) == 8   # 2 scenes x 4 tasks, the open one among them
+    for rid, text in texts.items():
+        r = records[rid]
+        if r["options"]:
+            assert text == f"Q: {r['question']} Options: {', '.join(r['options'])}. A:"
+        else:
+            assert text == f"Q: {r['question']} A:"
