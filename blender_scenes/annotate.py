@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .config import DesignFile
 from .dataset import DatasetLayout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 assets_option = click.option(
     "--assets", "assets_dir", type=click.Path(file_okay=False), default=lambda: os.environ.get("SCENES2REAL_ASSETS"),

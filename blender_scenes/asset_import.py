@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .assets import MANIFEST, SHIPPED_DIR
 from .files import atomic_write_bytes

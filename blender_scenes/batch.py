@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .annotate import merge, spec_of_record
 from .assets import check_design, load_library

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .asset_commands import assets_group
 from .audit.commands import audit_cmd

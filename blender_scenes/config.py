@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .assets import asset_folder, check_design
 from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .config import SPLITS, DesignFile
 from .files import atomic_write_text

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 
 def temporary_name(path: Path) -> Path:

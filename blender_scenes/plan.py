@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .config import SPLITS, DesignFile, SubsetConfig
 from .labels import AREAS, LABELS, area_of_cell, cells_of_area

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scenes2real.errors import InputError
+from .errors import InputError
 
 from .files import temporary_name
 from .labels import LABELS

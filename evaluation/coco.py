@@ -25,7 +25,7 @@ from typing import Iterator
 from blender_scenes.labels import AREAS, LABELS, TASKS, area_of_box, distance_to_third_line, label_of_box
 from blender_scenes.questions import (QuestionRecord, balanced_indices, describe, options_with_answer,
                                       question_text, write_jsonl)
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from blender_scenes.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from blender_scenes.labels import AREAS, LABELS
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 def _grid_and_support(task_result: dict):

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from blender_scenes.files import atomic_write_json, atomic_write_text
 from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 from .score import PREDICTIONS, RUN, prediction_row
 

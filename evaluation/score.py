@@ -16,7 +16,7 @@ from typing import Any
 from blender_scenes.files import atomic_write_json
 from blender_scenes.labels import AREAS, LABELS, area_of_box
 from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 from .metrics import accuracy_by_area9, task_metrics
 from .parse import parse_answer

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import InputError
+from blender_scenes.errors import InputError
 
 
 class _Group(click.Group):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from blender_scenes.assets import FLAT_SHAPES, SOLID_SHAPES, Library, check_design, display_name, load_library
 from blender_scenes.config import parse_design
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 REAL = ["mug", "teddy_bear", "toy_brick", "traffic_cone", "rubber_duck", "soccer_ball", "bunny", "table", "tray",
         "shelf", "domino"]

@@ -13,7 +13,7 @@ from blender_scenes.labels import AREAS, LABELS
 from blender_scenes.questions import read_questions
 from evaluation.coco import CocoQuestionSettings, coco_questions, write_coco_questions
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 from tests.coco_fixtures import (COCO_CATEGORIES, HARD_CASE_EXPECTED, HARD_CASE_IMAGES_WITHOUT_ANNOTATIONS,
                                  annotation, hard_case_instances, image, instances, write_instances,
                                  write_random_instances)

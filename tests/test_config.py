@@ -3,7 +3,7 @@ from click.testing import CliRunner
 
 from blender_scenes.config import load_design, load_preset, preset_names
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 GOOD = """
 name = "tiny"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 from tests.question_sets import write_question_set
 from vlm_train.data import IGNORE_INDEX, ChatCollator, QuestionDataset, load_examples
 

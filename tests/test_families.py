@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 from vlm_train.families import FAMILIES, family_named, family_of
 
 

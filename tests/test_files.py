@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from blender_scenes.files import atomic_write_text, read_json
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 def test_atomic_write_replaces_and_leaves_nothing_else(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 from vlm_train.lora import apply_lora, discover_targets, matched_modules, resolve_targets
 
 # (family, the part of a module name that marks the vision encoder, the language model)

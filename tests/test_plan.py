@@ -7,7 +7,7 @@ import pytest
 from blender_scenes.config import load_preset, parse_design
 from blender_scenes.labels import AREAS, area_of_cell
 from blender_scenes.plan import balanced_sample, description, imbalance, plan, summarize
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 @pytest.fixture(scope="module")

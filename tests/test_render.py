@@ -191,7 +191,7 @@ def test_recycled_3d_workers_finish_with_the_same_files(tmp_path):
 
 
 def test_other_config_in_same_folder_is_refused(tmp_path):
-    from scenes2real.errors import InputError
+    from blender_scenes.errors import InputError
     run(load_preset("demo"), tmp_path, limit=1, progress=False)
     with pytest.raises(InputError, match="config_hash"):
         run(variant("demo", image__width=128), tmp_path, limit=1, progress=False, resume=True)

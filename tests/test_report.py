@@ -10,7 +10,7 @@ from blender_scenes.questions import QuestionRecord, write_jsonl
 from evaluation.report import compare_runs, mcnemar_exact
 from evaluation.score import score_run
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 N = 18  # two questions per area
 

@@ -8,7 +8,7 @@ from blender_scenes.labels import LABELS
 from blender_scenes.questions import QuestionRecord, write_jsonl
 from evaluation.score import prediction_row, score_run
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 def record(qid, task, answer, options=None):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from transformers import TrainerCallback
 
 from scenes2real.cli import cli
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 from tests.question_sets import AREAS, write_question_set
 from vlm_train.train import TrainConfig, train
 

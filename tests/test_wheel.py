@@ -3,6 +3,7 @@ renders the presets (shipped assets are package data) and gives the same bytes a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,7 +27,11 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     (a path in a .pth file: the editable install's finder there is not activated)."""
     tmp = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", ROOT], tmp, env)
+    # built from a copy: setuptools reuses a checkout's build/lib, which can hold modules since removed
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                              ".pytest_cache", "out", "runs"))
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", src], tmp, env)
     wheel = next((tmp / "dist").glob("scenes2real-*.whl"))
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp, env)

@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from blender_scenes.questions import read_questions, record_prompt, resolve_image
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 IGNORE_INDEX = -100  # the label value cross-entropy skips in transformers' causal-LM losses
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 # Leaf names of query/key/value projections across transformers' language and vision attention modules:
 # separate (q_proj, query, ...) or fused (qkv in Qwen's vision blocks, qkv_proj, Wqkv).

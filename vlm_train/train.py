@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, Field
 
 from blender_scenes.files import atomic_write_json
-from scenes2real.errors import InputError
+from blender_scenes.errors import InputError
 
 
 class TrainConfig(BaseModel):

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from scenes2real.errors import InputError
+from ..errors import InputError
 
 FLAT_SHAPES = ("square", "circle", "triangle", "star", "plus", "diamond", "hexagon", "heart")
 SOLID_SHAPES = ("cube", "sphere", "cylinder", "cone", "torus", "pyramid", "capsule")

@@ -7,7 +7,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from ..errors import InputError
 
 from ..labels import label_of_box
 from ..plan import SceneSpec

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from ..errors import InputError
 
 from ..labels import AREAS
 from . import pictures

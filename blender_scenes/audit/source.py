@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scenes2real.errors import InputError
+from ..errors import InputError
 
 from ..config import SPLITS, DesignFile, SubsetConfig, parse_design
 from ..dataset import DatasetLayout, read_plan, select

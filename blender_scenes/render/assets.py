@@ -17,7 +17,7 @@ import bmesh
 import numpy as np
 from mathutils import Matrix, Vector
 
-from scenes2real.errors import InputError
+from ..errors import InputError
 
 from ..assets import Asset, load_library
 from .shapes import builtin_mesh, finish_mesh
