@@ -141,7 +141,7 @@ def check_user_assets(cfg: DesignFile) -> None:
 
 
 def _check_assets(assets_dir, names):
-    from .asset_commands import check_assets
+    from .assets.manage import check_assets   # imports bpy: only in the checking process
     return check_assets(assets_dir, names)
 
 

@@ -1,1 +1,2 @@
-"""scenes2real: the command line and the few pieces every package shares (errors)."""
+"""scenes2real: the command line (`scenes2real.cli`), the top floor over `vlm_train`, `evaluation` and
+`blender_scenes`. Nothing below imports it."""

@@ -139,8 +139,8 @@ def test_textured_asset_is_not_crossed_with_colours():
 
 @pytest.mark.bpy
 def test_every_shipped_asset_passes_check_and_is_normalised():
-    from blender_scenes.asset_commands import check_assets
-    from blender_scenes.render.assets import load_asset
+    from blender_scenes.assets.manage import check_assets
+    from blender_scenes.render.meshes import load_asset
     from blender_scenes.render.shapes import mesh_vertices
 
     results = check_assets(None)
@@ -185,7 +185,7 @@ def test_every_format_imports_merged_with_its_up_axis(tmp_path):
     usual axes), comes back as one mesh of dims 1/3 x 2/3 x 1."""
     import bpy
 
-    from blender_scenes.render.assets import load_asset, mesh_stats
+    from blender_scenes.render.meshes import load_asset, mesh_stats
 
     lib_dir = tmp_path / "lib"
     lib_dir.mkdir()
@@ -219,7 +219,7 @@ def test_every_format_imports_merged_with_its_up_axis(tmp_path):
 def test_broken_assets_fail_with_one_line(tmp_path):
     import bpy
 
-    from blender_scenes.asset_commands import check_assets
+    from blender_scenes.assets.manage import check_assets
 
     lib_dir = tmp_path / "lib"
     lib_dir.mkdir()

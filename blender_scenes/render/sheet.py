@@ -8,9 +8,10 @@ import bpy
 import cv2
 import numpy as np
 
-from ..assets import Library
-from .assets import COLOURABLE, load_asset
-from .blend import Scratch, new_scene, srgb_to_linear
+from ..assets import Library, load_library
+from ..files import atomic_write_bytes
+from .blend import Scratch, new_scene, reset_blender, srgb_to_linear
+from .meshes import COLOURABLE, load_asset
 
 TILE_RGB = (70, 120, 200)       # the colour a colourable asset is shown in
 BACKGROUND_RGB = (236, 236, 236)
@@ -74,3 +75,18 @@ def render_sheet(library: Library, names: list[str] | None = None, tile: int = 1
         cv2.putText(sheet, text, (x0 + max(2, (tile - tw) // 2), y0 + tile + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (30, 30, 30), 1, cv2.LINE_AA)
     return sheet
+
+
+def write_sheet(out: str, names: list[str] | None = None, assets_dir: str | None = None, tile: int = 160,
+                columns: int = 7) -> tuple[int, int, int]:
+    """Render the contact sheet of the library (or `names`) to the PNG `out`: (assets, width, height)."""
+    library = load_library(assets_dir)
+    for n in names or ():
+        library.get(n)   # an unknown name fails before Blender starts
+    reset_blender()
+    image = render_sheet(library, names or None, tile=tile, columns=columns)
+    ok, png = cv2.imencode(".png", image[..., ::-1])
+    if not ok:
+        raise RuntimeError(f"{out}: PNG encoding failed")
+    atomic_write_bytes(out, png.tobytes())
+    return len(names or library.names()), image.shape[1], image.shape[0]

@@ -21,7 +21,7 @@ from ..labels import cells_of_area
 from ..measure import measure
 from ..plan import SceneSpec
 from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
-from .assets import COLOURABLE
+from .meshes import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
 MAX_ATTEMPTS = 24

@@ -18,7 +18,7 @@ _state: dict = {}
 
 
 def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
-    from .assets import mesh_source
+    from .meshes import mesh_source
     from .blend import Scratch, reset_blender
 
     reset_blender()

@@ -1,10 +1,12 @@
-"""CLI command of the audit package: `scenes2real audit` (registered in blender_scenes.commands)."""
+"""The audit command: `scenes2real audit`."""
 from __future__ import annotations
 
 import json
 import sys
 
 import click
+
+# Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
 
 @click.command("audit")
@@ -23,7 +25,7 @@ import click
 def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
-    from .run import audit_path, strict_lines
+    from blender_scenes.audit.run import audit_path, strict_lines
 
     report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir)
     failed = strict and report["headline"]["failures"] > 0

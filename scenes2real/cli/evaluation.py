@@ -1,11 +1,14 @@
-"""CLI commands of the evaluation package: questions coco, score, compare (registered by scenes2real.cli).
-Thin shells over one function each; heavy imports stay inside the bodies."""
+"""Commands of the evaluation package: questions coco, evaluate, score, compare."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import click
+
+from .options import dtype_option
+
+# Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
 
 @click.group("questions")
@@ -38,7 +41,7 @@ def questions_group() -> None:
 def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
                        balance_areas, limit, attributes, source, seed):
     """Position questions from a COCO instances file (the study's rule: one instance per category)."""
-    from .coco import CocoQuestionSettings, write_coco_questions
+    from evaluation.coco import CocoQuestionSettings, write_coco_questions
 
     settings = CocoQuestionSettings(
         tasks=[t.strip() for t in tasks.split(",") if t.strip()], split=split, exclude_crowd=exclude_crowd,
@@ -56,7 +59,7 @@ def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_
 @click.option("--seed", type=int, default=0, show_default=True)
 def score_cmd(run_dir, questions_path, bootstrap, seed):
     """Re-parse a run's answers with the current parser; write metrics.json and heatmaps."""
-    from .score import score_run
+    from evaluation.score import score_run
 
     metrics = score_run(run_dir, questions_path, bootstrap=bootstrap, seed=seed)
     click.echo(json.dumps({
@@ -73,7 +76,7 @@ def score_cmd(run_dir, questions_path, bootstrap, seed):
               help="Folder for comparison.md, comparison.json and heatmaps.png.")
 def compare_cmd(run_dirs, out_dir):
     """Compare scored runs: metrics table, heatmaps side by side, exact McNemar tests per pair."""
-    from .report import compare_runs
+    from evaluation.report import compare_runs
 
     compare_runs(list(run_dirs), out_dir)
     click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
@@ -90,11 +93,10 @@ def compare_cmd(run_dirs, out_dir):
 @click.option("--max-new-tokens", type=int, default=16, show_default=True)
 @click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
-              help="auto: bf16 on a GPU that has it, else fp32.")
+@dtype_option
 def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype):
     """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
-    from .runner import RunSettings, run_evaluation
+    from evaluation.runner import RunSettings, run_evaluation
 
     settings = RunSettings(model=model, adapter=adapter, questions=questions_path, out=out, batch_size=batch_size,
                            max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype)

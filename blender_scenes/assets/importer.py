@@ -1,6 +1,6 @@
 """Building the shipped library's real objects from a package registry, reproducibly: the meshes of
 pybullet's `pybullet_data` (Bullet3, zlib licence) are read from the pybullet wheel (downloaded with
-`pip download`, or a wheel given) and written to `assets/pybullet/`, with their manifest entries.
+`pip download`, or a wheel given) and written to `shipped/pybullet/`, with their manifest entries.
 `scenes2real assets import-pybullet` runs it. No bpy: a URDF of several boxes (the table) is merged
 into one OBJ with numpy."""
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-
-from .assets import MANIFEST, SHIPPED_DIR
-from .files import atomic_write_bytes
+from ..errors import InputError
+from ..files import atomic_write_bytes
+from .library import MANIFEST, SHIPPED_DIR
 
 PYBULLET_VERSION = "3.2.7"
 LICENCE = "Zlib"

@@ -1,6 +1,7 @@
-"""`scenes2real`: one click group for every job. Each package keeps its commands in its own
-`commands.py` (a thin shell over one function each); this file only gathers them and turns bad
-input into a one-line error and exit status 2."""
+"""`scenes2real`: one click group for every job, the top floor. Each module of this package holds the
+commands of one area (`scenes`, `assets`, `audit`, `evaluation`, `training`); a command only parses its
+options, calls one library function and prints. Bad input (`InputError`) becomes one `error:` line and
+exit status 2 here, and nowhere else."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +9,8 @@ import sys
 import click
 
 from blender_scenes.errors import InputError
+
+from . import assets, audit, evaluation, scenes, training
 
 
 class _Group(click.Group):
@@ -25,16 +28,9 @@ def cli() -> None:
     """Balanced synthetic scenes for VLM fine-tuning, and the measurement of transfer to real photos."""
 
 
-def _register() -> None:
-    from blender_scenes.commands import COMMANDS as scene_commands
-    from evaluation.commands import COMMANDS as evaluation_commands
-    from vlm_train.commands import COMMANDS as train_commands
-
-    for command in (*scene_commands, *evaluation_commands, *train_commands):
-        cli.add_command(command)
-
-
-_register()
+for _module in (scenes, assets, audit, evaluation, training):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def main() -> None:
