@@ -6,20 +6,25 @@ import json
 import random
 from pathlib import Path
 
-from .errors import InputError
-
+from .assets import display_name as asset_display_name
 from .config import DesignFile
 from .dataset import DatasetLayout
+from .errors import InputError
 from .files import atomic_write_json
 from .labels import area_of_cell, label_of_box
 from .measure import Measured
 from .plan import ObjectSpec, SceneSpec
-from .questions import describe, options_with_answer, question_text, template_fields, write_jsonl
+from .questions import (
+    describe,
+    options_with_answer,
+    question_text,
+    template_fields,
+    write_jsonl,
+)
 
 
 def display_name(cfg: DesignFile, shape: str) -> str:
     """The name a question uses for a shape (the asset's display name)."""
-    from .assets import display_name as asset_display_name
     return asset_display_name(shape, cfg.assets)
 
 

@@ -1,6 +1,7 @@
 """A render job: plan -> select (splits, limit, shard) -> skip what is done (resume) -> render in
 worker processes (each imports bpy once and is replaced every few hundred scenes, since bpy leaks) ->
-merge split files -> manifest. Imports no bpy itself."""
+merge split files -> manifest. Imports no bpy itself: `render.worker` (bpy) is imported inside the functions
+that run in a worker, or that render one scene in this process on request."""
 from __future__ import annotations
 
 import math
@@ -13,12 +14,23 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from .errors import InputError
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from .annotate import merge, spec_of_record
 from .assets import check_design, load_library
+from .assets.manage import check_assets
 from .config import SPLITS, DesignFile, parse_design
 from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
+from .errors import InputError
 from .files import atomic_write_json, read_json
 from .plan import SceneSpec, plan
 
@@ -134,15 +146,10 @@ def check_user_assets(cfg: DesignFile) -> None:
         return
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_clean_path) as pool:
-        results = pool.submit(_check_assets, cfg.assets, names).result()
+        results = pool.submit(check_assets, cfg.assets, names).result()
     for name, problems in results:
         if problems:
             raise InputError(problems[0])
-
-
-def _check_assets(assets_dir, names):
-    from .assets.manage import check_assets   # imports bpy: only in the checking process
-    return check_assets(assets_dir, names)
 
 
 def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
@@ -189,6 +196,11 @@ def _render_chunk(specs):
     return render_chunk(specs)
 
 
+class _Rate(ProgressColumn):
+    def render(self, task):
+        return Text(f"{task.speed or 0:.1f} scenes/s")
+
+
 class _progress:
     """A rich progress bar (scenes done, rate, time left), or nothing."""
 
@@ -198,15 +210,7 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task):
-                return Text(f"{task.speed or 0:.1f} scenes/s")
-
-        self.p = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), Rate(),
+        self.p = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), _Rate(),
                           TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
         self.p.start()
         task = self.p.add_task("render", total=self.total)

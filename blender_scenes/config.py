@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-
-from .errors import InputError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .assets import asset_folder, check_design
+from .errors import InputError
 from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")

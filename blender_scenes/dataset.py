@@ -8,9 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-
 from .config import SPLITS, DesignFile
+from .errors import InputError
 from .files import atomic_write_text
 from .plan import SceneSpec
 

@@ -13,7 +13,6 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
-
 from .files import temporary_name
 from .labels import LABELS
 

@@ -17,7 +17,7 @@ from .library import MANIFEST, NAME, AssetEntry, load_library
 
 def asset_rows(assets_dir: str | None, names: list[str] | None = None) -> list[dict]:
     """Every asset with its source, colourability, and (imported in bpy) triangles and dimensions."""
-    from ..render.blend import reset_blender   # bpy: only where an asset is imported
+    from ..render.blend import reset_blender  # bpy: only where an asset is imported
     from ..render.meshes import load_asset, mesh_stats
 
     lib = load_library(assets_dir)
@@ -98,7 +98,7 @@ def add_asset(file: str, name: str, assets_dir: str | None, obj: str | None = No
 
 def check_assets(assets_dir: str | None, names: list[str] | None = None) -> list[tuple[str, list[str]]]:
     """Import each asset in bpy; (name, problems) for each, problems empty when it is fine."""
-    from ..render.blend import reset_blender   # bpy: only where an asset is imported
+    from ..render.blend import reset_blender  # bpy: only where an asset is imported
     from ..render.meshes import load_asset, mesh_stats, texture_problems
 
     lib = load_library(assets_dir)

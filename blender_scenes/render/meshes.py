@@ -12,14 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-import bpy  # before bmesh: bpy makes Blender's own modules importable
 import bmesh
+import bpy  # before bmesh: bpy makes Blender's own modules importable
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..errors import InputError
-
 from ..assets import Asset, load_library
+from ..errors import InputError
 from .shapes import builtin_mesh, finish_mesh
 
 COLOURABLE = "scenes2real_colourable"   # mesh custom property read by the solid renderer

@@ -13,7 +13,10 @@ import numpy as np
 from mathutils import Vector
 from mathutils.geometry import tessellate_polygon
 
-from ..assets import FLAT_SHAPES, SOLID_SHAPES   # the names live bpy-free, for config checks
+from ..assets import (  # the names live bpy-free, for config checks
+    FLAT_SHAPES,
+    SOLID_SHAPES,
+)
 
 __all__ = ["FLAT_SHAPES", "SOLID_SHAPES", "builtin_mesh", "finish_mesh", "mesh_vertices"]
 

@@ -7,6 +7,7 @@ import math
 import bpy
 import cv2
 import numpy as np
+from mathutils import Vector
 
 from ..assets import Library, load_library
 from ..files import atomic_write_bytes
@@ -37,7 +38,6 @@ def _scene(tile: int, flat: bool) -> bpy.types.Scene:
         elev, azim, dist = math.radians(28.0), math.radians(35.0), 3.1
         cam_obj.location = (dist * math.cos(elev) * math.sin(azim), -dist * math.cos(elev) * math.cos(azim),
                             0.42 + dist * math.sin(elev))
-        from mathutils import Vector
         cam_obj.rotation_euler = (Vector((0, 0, 0.42)) - cam_obj.location).to_track_quat("-Z", "Y").to_euler()
     scene.collection.objects.link(cam_obj)
     scene.camera = cam_obj

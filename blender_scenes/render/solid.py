@@ -14,13 +14,21 @@ from dataclasses import replace
 
 import bpy
 import numpy as np
+from mathutils import Matrix, Vector
 
 from ..camera import Camera
 from ..config import DesignFile
 from ..labels import cells_of_area
 from ..measure import measure
 from ..plan import SceneSpec
-from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
+from .blend import (
+    Scratch,
+    index_color,
+    new_scene,
+    set_index_pass,
+    srgb_to_linear,
+    workbench_aa,
+)
 from .meshes import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
@@ -307,12 +315,10 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _matrix(m: np.ndarray):
-    from mathutils import Matrix
     return Matrix([list(map(float, row)) for row in m])
 
 
 def _look_rotation(direction: np.ndarray):
-    from mathutils import Vector
     return Vector(direction.tolist()).to_track_quat("-Z", "Y").to_euler()
 
 

@@ -13,21 +13,20 @@ from ..dataset import DatasetLayout
 from ..files import atomic_write_bytes, atomic_write_json
 from ..measure import measure
 from ..plan import SceneSpec
+from .blend import Scratch, reset_blender
+from .flat import FlatRenderer
+from .meshes import mesh_source
+from .solid import SolidRenderer
 
 _state: dict = {}
 
 
 def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
-    from .meshes import mesh_source
-    from .blend import Scratch, reset_blender
-
     reset_blender()
     scratch = Scratch(scratch_dir)
     meshes = mesh_source(cfg.assets)   # shape names are asset names: shipped or the design's asset folder
     if cfg.render.style == "flat":
-        from .flat import FlatRenderer
         return FlatRenderer(cfg, scratch, mesh_source=meshes)
-    from .solid import SolidRenderer
     renderer = SolidRenderer(cfg, scratch, mesh_source=meshes)
     if threads:   # several workers share the cores instead of each taking all of them
         renderer.beauty.render.threads_mode = "FIXED"
