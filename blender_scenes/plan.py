@@ -129,35 +129,35 @@ def _groups(rows: list[tuple], strata: np.ndarray) -> tuple[np.ndarray, np.ndarr
     strata also the same groups over all of them (the whole), where such a group spans two strata or more.
     Returns an (n, k) array of group ids, padded with one last group that nothing constrains; per group
     whether it is a pair and whether it is of the whole; and its members per stratum."""
+    strata_list = strata.tolist()
     levels: dict[tuple, set] = defaultdict(set)
-    for r, t in zip(rows, strata.tolist()):
+    for r, t in zip(rows, strata_list):
         for a, v in enumerate(r):
             levels[t, a].add(v)
             levels[None, a].add(v)
+    scopes = sorted(set(strata_list)) + ([None] if len(set(strata_list)) > 1 else [])
+    active = {scope: [a for a in range(len(rows[0])) if len(levels[scope, a]) > 1] for scope in scopes}
+    combos = {scope: [(a,) for a in act] + [(a, b) for x, a in enumerate(act) for b in act[x + 1:]]
+              for scope, act in active.items()}
 
     def keys(scope, r):
-        active = [a for a in range(len(r)) if len(levels[scope, a]) > 1]
-        for x, a in enumerate(active):
-            yield scope, a, r[a]
-            for b in active[x + 1:]:
-                yield scope, a, b, r[a], r[b]
+        return [(scope, c, tuple(r[a] for a in c)) for c in combos[scope]]
 
+    whole_keys = [keys(None, r) for r in rows] if None in combos else [[] for _ in rows]
     spans: dict[tuple, set] = defaultdict(set)
-    if strata.max() > 0:
-        for r, t in zip(rows, strata.tolist()):
-            for key in keys(None, r):
-                spans[key].add(t)
+    for ks, t in zip(whole_keys, strata_list):
+        for key in ks:
+            spans[key].add(t)
     index: dict[tuple, int] = {}
-    lists = [[index.setdefault(key, len(index)) for key in
-              [*keys(t, r), *(key for key in keys(None, r) if len(spans[key]) > 1)]]
-             for r, t in zip(rows, strata.tolist())]
+    lists = [[index.setdefault(key, len(index)) for key in keys(t, r) + [k for k in ks if len(spans[k]) > 1]]
+             for r, t, ks in zip(rows, strata_list, whole_keys)]
     n_groups = len(index) + 1
     gid = np.full((len(rows), max(map(len, lists))), n_groups - 1, dtype=np.int64)
     for i, ids in enumerate(lists):
         gid[i, :len(ids)] = ids
     is_pair, whole = np.zeros(n_groups, bool), np.zeros(n_groups, bool)
-    for key, g in index.items():
-        is_pair[g], whole[g] = len(key) == 5, key[0] is None
+    for (scope, factors, _), g in index.items():
+        is_pair[g], whole[g] = len(factors) == 2, scope is None
     members = np.zeros((n_groups, strata.max() + 1), np.int64)
     np.add.at(members, (gid, strata[:, None]), 1)
     return gid, is_pair, whole, members
@@ -476,44 +476,48 @@ def _distractors(cfg: DesignFile, scenes: list[tuple[_Target, int]], split: str)
     if not n:
         return [[] for _ in scenes]
     rows, cols = cfg.grid.rows, cfg.grid.cols
-    describe = cfg.questions.describe
+    describe = [FACTORS.index(k) for k in cfg.questions.describe]
     rng = _rng(cfg, "distractors", split)
-    subsets = {s.name: s for s in _subsets(cfg)}
+    combos: dict[tuple, int] = {}   # every attribute combination of a subset -> its id
+    for sub in _subsets(cfg):
+        lv = _levels(cfg, sub)
+        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
+            combos.setdefault(c, len(combos))
+    by_id = list(combos)
+    levels = {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+    allowed: dict[tuple, np.ndarray] = {}   # (subset, target description) -> ids of the combinations allowed
     cells = [(r, c) for r in range(rows) for c in range(cols)]
-    outside = {a: [i for i, c in enumerate(cells) if area_of_cell(*c, rows, cols) != a] for a in AREAS}
-    allowed: dict[tuple, list[tuple]] = {}   # (subset, target description) -> the combinations allowed
-    combo_use: defaultdict[tuple, int] = defaultdict(int)
-    cell_use = [0] * len(cells)
+    outside = {a: np.array([i for i, c in enumerate(cells) if area_of_cell(*c, rows, cols) != a]) for a in AREAS}
+    combo_use, cell_use = np.zeros(len(combos), np.int64), np.zeros(len(cells), np.int64)
     out = []
     for t, _ in scenes:
-        target_desc = description(t.attrs, describe)
-        combos = allowed.get((t.subset, target_desc))
-        if combos is None:
-            lv = _levels(cfg, subsets[t.subset])
-            combos = allowed[t.subset, target_desc] = [
-                c for c in product(lv["shape"], lv["color"], lv["size"], lv["material"])
-                if description(dict(zip(FACTORS, c)), describe) != target_desc]
-        if not combos:
+        target_desc = description(t.attrs, cfg.questions.describe)
+        ids = allowed.get((t.subset, target_desc))
+        if ids is None:
+            lv = levels[t.subset]
+            ids = allowed[t.subset, target_desc] = np.array(
+                [combos[c] for c in product(lv["shape"], lv["color"], lv["size"], lv["material"])
+                 if tuple(c[i] for i in describe) != target_desc], dtype=np.int64)
+        if not len(ids):
             raise InputError("distractors.count: no attribute combination differs from the target's "
                              f"description ({' '.join(map(str, target_desc))}); add levels or set count = 0")
-        free = list(outside[area_of_cell(*t.cell, rows, cols)])
+        free = outside[area_of_cell(*t.cell, rows, cols)]
         objs = []
         for _ in range(n):
-            combo = _least_used(combos, combo_use, rng)
+            combo = by_id[_least_used(ids, combo_use, rng)]
             k = _least_used(free, cell_use, rng)
-            free.remove(k)
-            cell = cells[k]
-            objs.append(ObjectSpec("distractor", cell=cell, area=area_of_cell(*cell, rows, cols),
+            free = free[free != k]
+            objs.append(ObjectSpec("distractor", cell=cells[k], area=area_of_cell(*cells[k], rows, cols),
                                    **dict(zip(FACTORS, combo))))
         out.append(objs)
     return out
 
 
-def _least_used(options: list, use: list[int] | defaultdict, rng: random.Random):
+def _least_used(options: np.ndarray, use: np.ndarray, rng: random.Random) -> int:
     """One of the least used options, at random among ties; counts it as used."""
-    low = min(map(use.__getitem__, options))
-    ties = [o for o in options if use[o] == low]
-    pick = ties[rng.randrange(len(ties))]
+    counts = use[options]
+    ties = options[counts == counts.min()]
+    pick = int(ties[rng.randrange(len(ties))])
     use[pick] += 1
     return pick
 
