@@ -372,7 +372,9 @@ def assign_splits(rows: list[tuple], strata: list[int], fractions: list[dict[str
     fractions[strata[i]]. Every subset gives each split its rounded share of rows, and every level and every
     pair of levels of a split is within one of its proportional share inside every subset and over the whole
     split (all subsets together), where that is possible; else inside the subsets only, then pairs within
-    two, then levels only (small designs can leave no better choice)."""
+    two, then levels only (small designs can leave no better choice). "Possible" is what the search finds
+    in its fixed budget: every shipped preset gets exact balance; a hard design may get a fallback where
+    an exact split exists, and then the same one on every machine."""
     names = [s for s in SPLITS if any(f.get(s, 0) > 0 for f in fractions)]
     weights = np.array([_scaled(f, names) for f in fractions], dtype=np.int64)
     ladder = [(slack, whole) for slack in (0, 1, None) for whole in (True, False)]
