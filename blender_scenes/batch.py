@@ -32,7 +32,7 @@ from .config import SPLITS, DesignFile, parse_design
 from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
 from .errors import InputError
 from .files import atomic_write_json, read_json
-from .plan import SceneSpec, plan
+from .plan import SceneSpec, plan, plan_versions
 
 
 @dataclass
@@ -60,7 +60,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def versions() -> dict:
     out = {}
-    for pkg in ("scenes2real", "bpy", "numpy", "scipy", "pycocotools", "opencv-python-headless"):
+    for pkg in ("scenes2real", "bpy", "numpy", "pycocotools", "opencv-python-headless"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -111,7 +111,7 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
     expected = {split: [s.id for s in members] for split, members in chosen.items()}
     mine = [s for members in chosen.values() for s in members if s.index % n == k]
     if not layout.plan.is_file():   # every writer stores the same bytes: a race between shards is harmless
-        write_plan(layout, cfg, scenes, versions())
+        write_plan(layout, cfg, scenes, plan_versions())
     if n == 1 or not layout.manifest.is_file():
         write_manifest(layout, cfg, job, {s: {"planned": len(v), "rendered": 0, "status": "rendering"}
                                           for s, v in expected.items()})

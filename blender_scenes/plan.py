@@ -2,14 +2,23 @@
 
 Exhaustive designs take the full Cartesian product of the chosen factor levels and placement cells.
 Balanced designs with a scene count take whole rounds of the product of factor levels x nine areas,
-and choose the remainder greedily so that every level and every pair of levels of two factors stays
-within one of equal; the planner checks that property and refuses a design it cannot balance.
+and choose the remainder so that every level and every pair of levels of two factors stays within one
+of equal; the planner checks that property and refuses a design it cannot balance. Subsets divided by
+fractions are split together: every level and pair of a split within one of its share inside each subset
+and over the whole split where possible (see `assign_splits` for the fallbacks).
+
+Deterministic: the plan is a pure function of the config, the seed and `plan_versions()`. Every choice is
+made by integer arithmetic and random.Random seeded with strings, and the search behind the remainder and
+the splits (`balanced_partition`) stops after a fixed number of swaps, never after a time: a faster or
+slower machine, or another thread count, plans the same scenes.
 """
 from __future__ import annotations
 
+import platform
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from itertools import product
 from typing import Iterable
 
@@ -17,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 
-from .config import SPLITS, DesignFile, SubsetConfig
+from .config import FACTORS, SPLITS, DesignFile, SubsetConfig
 from .labels import AREAS, LABELS, area_of_cell, cells_of_area
 from .questions import balanced_indices
 
@@ -64,6 +73,21 @@ def scene_id(index: int) -> str:
     return f"{index:06d}"
 
 
+def plan_versions() -> dict[str, str | None]:
+    """The versions a plan depends on besides its config and seed (stored with a dataset): this package (the
+    planner), numpy (its arrays) and Python (random.Random's algorithms); None for a package not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in ("scenes2real", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
+
+
 def _rng(cfg: DesignFile, *purpose: object) -> random.Random:
     # str seeds hash with sha512: the same on every machine and Python run
     return random.Random(":".join(str(p) for p in (cfg.seed, *purpose)))
@@ -88,7 +112,203 @@ def description(obj: dict | ObjectSpec, describe: Iterable[str]) -> tuple:
     return tuple(attrs[k] for k in describe)
 
 
-# ---------------------------------------------------------------- balanced sampling
+# ---------------------------------------------------------------- balanced partitions
+#
+# One search makes both the remainder of a balanced design (k of the product's combinations: two parts) and
+# the splits. It is integer arithmetic and a seeded random.Random throughout, and it stops after a fixed
+# number of swaps, never after a time, so the same config and seed give the same plan on every machine.
+
+SWAPS = 4000      # swaps tried under one bound before the next, looser one (a count, not a time)
+_CANDIDATES = 16  # members of the violated group weighed as the first half of a swap
+_SMOOTH = 50      # halve the learned weights after this many local minima, so old ones fade
+
+
+def _groups(rows: list[tuple], strata: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The groups every row counts in: per stratum, each level of a factor and each pair of levels of two
+    factors (factors with one level there are left out: their groups would repeat others); with several
+    strata also the same groups over all of them (the whole), where such a group spans two strata or more.
+    Returns an (n, k) array of group ids, padded with one last group that nothing constrains; per group
+    whether it is a pair and whether it is of the whole; and its members per stratum."""
+    strata_list = strata.tolist()
+    levels: dict[tuple, set] = defaultdict(set)
+    for r, t in zip(rows, strata_list):
+        for a, v in enumerate(r):
+            levels[t, a].add(v)
+            levels[None, a].add(v)
+    scopes = sorted(set(strata_list)) + ([None] if len(set(strata_list)) > 1 else [])
+    active = {scope: [a for a in range(len(rows[0])) if len(levels[scope, a]) > 1] for scope in scopes}
+    combos = {scope: [(a,) for a in act] + [(a, b) for x, a in enumerate(act) for b in act[x + 1:]]
+              for scope, act in active.items()}
+
+    def keys(scope, r):
+        return [(scope, c, tuple(r[a] for a in c)) for c in combos[scope]]
+
+    whole_keys = [keys(None, r) for r in rows] if None in combos else [[] for _ in rows]
+    spans: dict[tuple, set] = defaultdict(set)
+    for ks, t in zip(whole_keys, strata_list):
+        for key in ks:
+            spans[key].add(t)
+    index: dict[tuple, int] = {}
+    lists = [[index.setdefault(key, len(index)) for key in keys(t, r) + [k for k in ks if len(spans[k]) > 1]]
+             for r, t, ks in zip(rows, strata_list, whole_keys)]
+    n_groups = len(index) + 1
+    gid = np.full((len(rows), max(map(len, lists))), n_groups - 1, dtype=np.int64)
+    for i, ids in enumerate(lists):
+        gid[i, :len(ids)] = ids
+    is_pair, whole = np.zeros(n_groups, bool), np.zeros(n_groups, bool)
+    for (scope, factors, _), g in index.items():
+        is_pair[g], whole[g] = len(factors) == 2, scope is None
+    members = np.zeros((n_groups, strata.max() + 1), np.int64)
+    np.add.at(members, (gid, strata[:, None]), 1)
+    return gid, is_pair, whole, members
+
+
+def _bounds(members: np.ndarray, weights: np.ndarray, denom: int, is_pair: np.ndarray, whole: np.ndarray,
+            pair_slack: int | None, use_whole: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Least and most members of each group in each part: the floor and ceil of its share (its members in
+    each stratum times the part's fraction there, weights/denom, summed over strata); pairs widened by
+    pair_slack, unbounded when it is None; groups of the whole unbounded unless use_whole."""
+    share = sum(members[:, t, None] * weights[t] for t in range(len(weights)))
+    lo, hi = share // denom, -(-share // denom)
+    if pair_slack is not None:
+        lo[is_pair], hi[is_pair] = np.maximum(lo[is_pair] - pair_slack, 0), hi[is_pair] + pair_slack
+    free = (is_pair if pair_slack is None else np.zeros_like(is_pair)) | (whole & (not use_whole))
+    free[-1] = True
+    lo[free], hi[free] = 0, members.sum()
+    return lo, hi
+
+
+def _capacities(sizes: np.ndarray, weights: np.ndarray, denom: int) -> np.ndarray:
+    """Rows of each stratum in each part: the floor or ceil of its share, each stratum's total exact, and the
+    parts' totals over all strata within one of theirs (a stratum rounds up the parts furthest behind)."""
+    cap = np.zeros_like(weights)
+    behind = np.zeros(weights.shape[1], np.int64)   # share minus rows given so far, times denom
+    for t, n in enumerate(sizes.tolist()):
+        share = n * weights[t]
+        cap[t] = share // denom
+        behind += share - denom * cap[t]
+        up = sorted(np.flatnonzero(share % denom).tolist(), key=lambda s: -behind[s])[: n - int(cap[t].sum())]
+        cap[t, up] += 1
+        behind[up] -= denom
+    return cap
+
+
+def _greedy(gid: np.ndarray, strata: np.ndarray, weights: np.ndarray, cap: np.ndarray, n_groups: int,
+            rng: random.Random) -> np.ndarray:
+    """A first assignment: rows in a seeded random order, each to the part (with room in its stratum) where
+    its groups lag most behind the share of the rows placed so far."""
+    denom = int(weights[0].sum())
+    expect = np.zeros((n_groups, weights.shape[1]), np.int64)   # shares of the rows placed so far, times denom
+    got = np.zeros_like(expect)
+    room, part = cap.copy(), np.zeros(len(gid), np.int64)
+    order = list(range(len(gid)))
+    rng.shuffle(order)
+    for i in order:
+        g, t = gid[i], strata[i]
+        expect[g] += weights[t]
+        score = (expect[g] - denom * got[g]).sum(0)
+        score[room[t] == 0] = np.iinfo(np.int64).min
+        s = int(np.argmax(score))
+        got[g, s] += 1
+        room[t, s] -= 1
+        part[i] = s
+    return part
+
+
+def _search(gid: np.ndarray, strata: np.ndarray, lo: np.ndarray, hi: np.ndarray, part: np.ndarray,
+            rng: random.Random) -> tuple[np.ndarray, int]:
+    """Swap the parts of two rows of one stratum (totals stay exact) until every group is within its bounds,
+    for at most SWAPS swaps. Each step takes a random violated group and part, weighs moving a few of its
+    members against every row they could trade places with, and makes the best swap; where none improves,
+    the violated groups weigh more (weighted min-conflicts, which walks off plateaus). Returns the best
+    assignment met and its violation (0: every bound holds)."""
+    n_groups, n_parts = lo.shape
+    count = np.zeros_like(lo)
+    np.add.at(count, (gid, part[:, None]), 1)
+    order = np.argsort(gid.ravel(), kind="stable")
+    starts = np.searchsorted(gid.ravel()[order], np.arange(n_groups + 1))
+    rows_of = [order[starts[g]:starts[g + 1]] // gid.shape[1] for g in range(n_groups)]   # each group's rows
+    weight = np.ones_like(lo)
+    part, best, best_cost, minima = part.copy(), part.copy(), None, 0
+    for swaps in range(SWAPS + 1):
+        over, under = count - hi, lo - count
+        viol = np.maximum(over, 0) + np.maximum(under, 0)
+        cost = int(viol.sum())
+        if best_cost is None or cost < best_cost:
+            best, best_cost = part.copy(), cost
+        if cost == 0 or swaps == SWAPS:
+            break
+        cells = np.flatnonzero(viol)
+        g, s = divmod(int(cells[rng.randrange(len(cells))]), n_parts)
+        too_many = over[g, s] > 0
+        # weighted change of the violation when a group gets one member more (up) or fewer (down) in a part
+        up = weight * (np.maximum(over + 1, 0) + np.maximum(under - 1, 0) - viol)
+        down = weight * (np.maximum(over - 1, 0) + np.maximum(under + 1, 0) - viol)
+        cand = rows_of[g][(part[rows_of[g]] == s) == too_many]   # rows whose move would mend (g, s)
+        if len(cand) > _CANDIDATES:
+            cand = cand[sorted(rng.sample(range(len(cand)), _CANDIDATES))]
+        move = None
+        for other in range(n_parts):
+            a, b = (s, other) if too_many else (other, s)   # a row of cand goes a -> b, its partner b -> a
+            if other == s:
+                continue
+            for t in np.unique(strata[cand]).tolist():
+                rows_i = cand[(part[cand] == a) & (strata[cand] == t)]
+                rows_j = np.flatnonzero((part == b) & (strata == t))
+                if not len(rows_i) or not len(rows_j):
+                    continue
+                wi, wj = down[:, a] + up[:, b], down[:, b] + up[:, a]
+                g_j = gid[rows_j]
+                base = wj[g_j].sum(1)
+                shared = np.zeros(n_groups, np.int64)   # a group both rows are in does not change
+                for i in rows_i.tolist():
+                    shared[gid[i]] = wi[gid[i]] + wj[gid[i]]
+                    delta = base - shared[g_j].sum(1) + wi[gid[i]].sum()
+                    shared[gid[i]] = 0
+                    low = int(delta.min())
+                    if move is None or low < move[0]:
+                        ties = rows_j[delta == low]
+                        move = (low, i, a, b, int(ties[rng.randrange(len(ties))]))
+        if move is None or move[0] >= 0:   # a local minimum: make what is still violated weigh more
+            weight += viol > 0
+            minima += 1
+            if minima % _SMOOTH == 0:
+                weight = (weight + 1) // 2
+            if move is None or move[0] > 0:
+                continue
+        _, i, a, b, j = move
+        count[gid[i], a] -= 1
+        count[gid[i], b] += 1
+        count[gid[j], b] -= 1
+        count[gid[j], a] += 1
+        part[i], part[j] = b, a
+    return best, best_cost
+
+
+def balanced_partition(rows: list[tuple], strata: np.ndarray, weights: np.ndarray, denom: int, rng: random.Random,
+                       ladder: Iterable[tuple[int | None, bool]]) -> tuple[np.ndarray, tuple] | None:
+    """Parts 0..P-1 for rows of level values, row i in stratum strata[i] and part p taking the fraction
+    weights[strata[i], p] / denom of its stratum. Each stratum gives each part its rounded share of rows
+    (see _capacities), and every level and pair count of a part is the floor or ceil of its share (its
+    members times that fraction), first under the tightest step of `ladder` ((pair slack, or None for
+    levels only; whether groups of the whole count)) that the search meets. Returns the parts and that
+    step, or None when it meets none."""
+    strata = np.asarray(strata, dtype=np.int64)
+    gid, is_pair, whole, members = _groups(rows, strata)
+    cap = _capacities(np.bincount(strata), weights, denom)
+    part = _greedy(gid, strata, weights, cap, len(is_pair), rng)
+    tried = set()
+    for slack, use_whole in ladder:
+        step = (slack, use_whole and bool(whole.any()))   # without groups of the whole both steps are one
+        if step in tried:
+            continue
+        tried.add(step)
+        lo, hi = _bounds(members, weights, denom, is_pair, whole, *step)
+        part, left = _search(gid, strata, lo, hi, part, rng)
+        if left == 0:
+            return part, step
+    return None
+
 
 def balanced_sample(sizes: list[int], n: int, rng: random.Random) -> np.ndarray:
     """n rows of level indices over factors with `sizes` levels: whole rounds of the product, then a
@@ -105,41 +325,16 @@ def balanced_sample(sizes: list[int], n: int, rng: random.Random) -> np.ndarray:
     return np.concatenate(parts) if parts else full[:0]
 
 
-def choose_proportional(items: np.ndarray, k: int, rng: random.Random, pair_slack: int = 0,
-                        time_limit: float = 120.0) -> np.ndarray | None:
-    """Indices of k distinct rows of `items` (rows of level indices) such that every level count and
-    every pair-of-levels count is the floor or ceil of its proportional share k * count / len(items).
-
-    An exact 0/1 feasibility program solved by scipy's HiGHS: the guarantee is by construction, not by
-    luck. The seeded column order decides which of the many solutions is found. `pair_slack` widens the
-    pair bounds by that much (levels stay exact); None when no choice is found within `time_limit`."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import csr_matrix
-
-    n_items, nf = items.shape
-    if k in (0, n_items):
+def choose_proportional(items: np.ndarray, k: int, rng: random.Random) -> np.ndarray | None:
+    """Sorted indices of k rows of `items` (rows of level indices) such that every level count and every
+    pair-of-levels count is the floor or ceil of its proportional share k * count / len(items); None when
+    the search finds no such choice within its fixed budget."""
+    n = len(items)
+    if k in (0, n):
         return np.arange(k)
-    sizes = items.max(0) + 1
-    perm = np.array(sorted(range(n_items), key=lambda _: rng.random()))
-    x = items[perm]
-    groups = [x[:, a] for a in range(nf)]
-    groups += [x[:, a] * sizes[b] + x[:, b] for a in range(nf) for b in range(a + 1, nf)]
-    rows, lo, hi, offset = [], [], [], 0
-    for j, g in enumerate(groups):
-        counts = np.bincount(g)
-        share = k * counts / n_items
-        slack = pair_slack if j >= nf else 0
-        rows.append(offset + g)
-        lo.append(np.maximum(0, np.floor(share + 1e-9) - slack))
-        hi.append(np.ceil(share - 1e-9) + slack)
-        offset += len(counts)
-    a = csr_matrix((np.ones(n_items * len(groups)), (np.concatenate(rows), np.tile(np.arange(n_items), len(groups)))),
-                   shape=(offset, n_items))
-    res = milp(np.zeros(n_items),   # zero cost: stop at the first feasible choice
-               constraints=[LinearConstraint(a, np.concatenate(lo), np.concatenate(hi)),
-                            LinearConstraint(np.ones((1, n_items)), k, k)],
-               integrality=np.ones(n_items), bounds=Bounds(0, 1), options={"time_limit": time_limit})
-    return None if res.x is None else np.sort(perm[res.x > 0.5])
+    found = balanced_partition([tuple(r) for r in items.tolist()], np.zeros(n, np.int64),
+                               np.array([[k, n - k]], dtype=np.int64), n, rng, [(0, False)])
+    return None if found is None else np.flatnonzero(found[0] == 0)
 
 
 def imbalance(rows: np.ndarray, sizes: list[int]) -> int:
@@ -158,29 +353,36 @@ def imbalance(rows: np.ndarray, sizes: list[int]) -> int:
 
 # ---------------------------------------------------------------- splits
 
-def assign_splits(items: np.ndarray, fractions: dict[str, float], rng: random.Random) -> list[str]:
-    """Stratified split of rows of level indices: each split in turn takes its share of what is left,
-    chosen so that every level is within one of its proportional share, and every pair of levels too
-    where that is possible (else within two, else levels only: small designs can leave no better choice)."""
-    names = [s for s in SPLITS if fractions.get(s, 0) > 0]
-    n = len(items)
-    quota = {s: n * fractions[s] for s in names}
-    counts = {s: int(q) for s, q in quota.items()}
-    for s in sorted(names, key=lambda s: counts[s] - quota[s])[: n - sum(counts.values())]:
-        counts[s] += 1   # largest remainder: totals are exact
-    out = np.full(n, names[-1], dtype=object)
-    left = np.arange(n)
-    for s in names[:-1]:
-        for slack, limit in ((0, 3.0), (1, 30.0), (10**6, 60.0)):
-            pick = choose_proportional(items[left], counts[s], rng, pair_slack=slack, time_limit=limit)
-            if pick is not None:
-                break
-        else:
-            raise InputError(f"splits.fractions: cannot give split {s!r} {counts[s]} scenes with every level "
-                             f"within one of its share")
-        out[left[pick]] = s
-        left = np.delete(left, pick)
-    return list(out)
+FRACTION_DENOM = 10**9   # split fractions are read to nine decimal places, so shares are exact integers
+
+
+def _scaled(fractions: dict[str, float], names: list[str]) -> list[int]:
+    """Fractions as integers summing to FRACTION_DENOM (largest remainder), in the order of `names`."""
+    exact = [Fraction(str(fractions.get(s, 0))) * FRACTION_DENOM / sum(Fraction(str(f)) for f in fractions.values())
+             for s in names]
+    out = [int(x) for x in exact]
+    for i in sorted(range(len(names)), key=lambda i: out[i] - exact[i])[: FRACTION_DENOM - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def assign_splits(rows: list[tuple], strata: list[int], fractions: list[dict[str, float]],
+                  rng: random.Random) -> list[str]:
+    """Stratified splits of rows of level values, row i in subset strata[i], which is divided by
+    fractions[strata[i]]. Every subset gives each split its rounded share of rows, and every level and every
+    pair of levels of a split is within one of its proportional share inside every subset and over the whole
+    split (all subsets together), where that is possible; else inside the subsets only, then pairs within
+    two, then levels only (small designs can leave no better choice). "Possible" is what the search finds
+    in its fixed budget: every shipped preset gets exact balance; a hard design may get a fallback where
+    an exact split exists, and then the same one on every machine."""
+    names = [s for s in SPLITS if any(f.get(s, 0) > 0 for f in fractions)]
+    weights = np.array([_scaled(f, names) for f in fractions], dtype=np.int64)
+    ladder = [(slack, whole) for slack in (0, 1, None) for whole in (True, False)]
+    found = balanced_partition(rows, np.asarray(strata, dtype=np.int64), weights, FRACTION_DENOM, rng, ladder)
+    if found is None:
+        raise InputError("splits.fractions: cannot give every split its share of scenes with every level "
+                         "within one of its share")
+    return [names[p] for p in found[0].tolist()]
 
 
 # ---------------------------------------------------------------- the plan
@@ -236,29 +438,23 @@ def _cycle(items: list, rng: random.Random):
 
 
 def _split_targets(cfg: DesignFile, targets: list[_Target]) -> None:
-    """Each subset is split on its own, so levels and pairs stay proportional inside every subset."""
+    """Subsets sent to one split go there whole; the others are split together, so that levels and pairs are
+    proportional inside every subset and, where the arithmetic allows, over the whole split too."""
     rows, cols = cfg.grid.rows, cfg.grid.cols
-    by_subset: dict[str, list[_Target]] = defaultdict(list)
+    spec = {s.name: s.split if s.split is not None else dict(cfg.splits.fractions) for s in _subsets(cfg)}
+    divided = [name for name, s in spec.items() if not isinstance(s, str)]
+    shared = [t for t in targets if t.subset in divided]
     for t in targets:
-        by_subset[t.subset].append(t)
-    for sub in _subsets(cfg):
-        group = by_subset[sub.name]
-        spec = sub.split if sub.split is not None else dict(cfg.splits.fractions)
-        if isinstance(spec, str):
-            for t in group:
-                t.split = spec
-            continue
-        items = _level_matrix([(t.attrs["shape"], t.attrs["color"], t.attrs["size"], str(t.attrs["material"]),
-                                area_of_cell(*t.cell, rows, cols)) for t in group])
-        for t, s in zip(group, assign_splits(items, spec, _rng(cfg, "split", sub.name))):
-            t.split = s
-
-
-def _level_matrix(rows: list[tuple]) -> np.ndarray:
-    """Rows of level names -> rows of level indices (per column, in order of first appearance)."""
-    cols = list(zip(*rows))
-    index = [{v: i for i, v in enumerate(dict.fromkeys(c))} for c in cols]
-    return np.array([[index[j][v] for j, v in enumerate(r)] for r in rows], dtype=np.int64).reshape(len(rows), -1)
+        if t.subset not in divided:
+            t.split = spec[t.subset]
+    if not shared:
+        return
+    levels = [(t.attrs["shape"], t.attrs["color"], t.attrs["size"], t.attrs["material"],
+               area_of_cell(*t.cell, rows, cols)) for t in shared]
+    strata = [divided.index(t.subset) for t in shared]
+    splits = assign_splits(levels, strata, [spec[name] for name in divided], _rng(cfg, "split"))
+    for t, s in zip(shared, splits):
+        t.split = s
 
 
 def _check_heldout(cfg: DesignFile, targets: list[_Target]) -> None:
@@ -275,36 +471,57 @@ def _check_heldout(cfg: DesignFile, targets: list[_Target]) -> None:
 
 
 def _distractors(cfg: DesignFile, scenes: list[tuple[_Target, int]], split: str) -> list[list[ObjectSpec]]:
-    """Balanced distractor attributes and cells for one split's scenes, in order."""
+    """Balanced distractor attributes and cells for one split's scenes, in order: each distractor takes one of
+    the least used attribute combinations that differ from the target's description, and one of the least
+    used free cells outside the target's area (at random among ties)."""
     n = cfg.distractors.count
+    if not n:
+        return [[] for _ in scenes]
     rows, cols = cfg.grid.rows, cfg.grid.cols
-    describe = cfg.questions.describe
+    describe = [FACTORS.index(k) for k in cfg.questions.describe]
     rng = _rng(cfg, "distractors", split)
-    subsets = {s.name: s for s in _subsets(cfg)}
-    combo_use: Counter = Counter()
-    cell_use: Counter = Counter()
+    combos: dict[tuple, int] = {}   # every attribute combination of a subset -> its id
+    for sub in _subsets(cfg):
+        lv = _levels(cfg, sub)
+        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
+            combos.setdefault(c, len(combos))
+    by_id = list(combos)
+    levels = {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+    allowed: dict[tuple, np.ndarray] = {}   # (subset, target description) -> ids of the combinations allowed
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    outside = {a: np.array([i for i, c in enumerate(cells) if area_of_cell(*c, rows, cols) != a]) for a in AREAS}
+    combo_use, cell_use = np.zeros(len(combos), np.int64), np.zeros(len(cells), np.int64)
     out = []
     for t, _ in scenes:
-        lv = _levels(cfg, subsets[t.subset])
-        target_desc = description(t.attrs, describe)
-        combos = [dict(shape=a, color=b, size=c, material=d) for a, b, c, d in
-                  product(lv["shape"], lv["color"], lv["size"], lv["material"])]
-        combos = [c for c in combos if description(c, describe) != target_desc]
-        if n and not combos:
+        target_desc = description(t.attrs, cfg.questions.describe)
+        ids = allowed.get((t.subset, target_desc))
+        if ids is None:
+            lv = levels[t.subset]
+            ids = allowed[t.subset, target_desc] = np.array(
+                [combos[c] for c in product(lv["shape"], lv["color"], lv["size"], lv["material"])
+                 if tuple(c[i] for i in describe) != target_desc], dtype=np.int64)
+        if not len(ids):
             raise InputError("distractors.count: no attribute combination differs from the target's "
                              f"description ({' '.join(map(str, target_desc))}); add levels or set count = 0")
-        target_area = area_of_cell(*t.cell, rows, cols)
-        free = [(r, c) for r in range(rows) for c in range(cols) if area_of_cell(r, c, rows, cols) != target_area]
+        free = outside[area_of_cell(*t.cell, rows, cols)]
         objs = []
         for _ in range(n):
-            combo = min(combos, key=lambda c, r=rng.random: (combo_use[tuple(c.values())], r()))
-            combo_use[tuple(combo.values())] += 1
-            cell = min(free, key=lambda c, r=rng.random: (cell_use[c], r()))
-            cell_use[cell] += 1
-            free.remove(cell)
-            objs.append(ObjectSpec("distractor", cell=cell, area=area_of_cell(*cell, rows, cols), **combo))
+            combo = by_id[_least_used(ids, combo_use, rng)]
+            k = _least_used(free, cell_use, rng)
+            free = free[free != k]
+            objs.append(ObjectSpec("distractor", cell=cells[k], area=area_of_cell(*cells[k], rows, cols),
+                                   **dict(zip(FACTORS, combo))))
         out.append(objs)
     return out
+
+
+def _least_used(options: np.ndarray, use: np.ndarray, rng: random.Random) -> int:
+    """One of the least used options, at random among ties; counts it as used."""
+    counts = use[options]
+    ties = options[counts == counts.min()]
+    pick = int(ties[rng.randrange(len(ties))])
+    use[pick] += 1
+    return pick
 
 
 def plan(cfg: DesignFile) -> list[SceneSpec]:

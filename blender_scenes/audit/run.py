@@ -86,7 +86,7 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
                  for p in sorted(src.root.glob("*/**/.*.tmp"))]
     if src.replan_differs:
         findings.append(Finding("integrity", None, "plan.json", "today's code would plan this design "
-                                "differently (another scenes2real or numpy/scipy version); the stored plan is "
+                                "differently (another version of scenes2real, numpy or Python); the stored plan is "
                                 "the one audited", strict=False))
     rows = {s: [r["record"] for r in scans[s] if r["record"]] for s in scans}
     checks, f_bal = balance_checks(src, rows, questions, max_ratio)
