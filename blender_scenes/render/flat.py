@@ -13,15 +13,7 @@ import numpy as np
 
 from ..config import DesignFile
 from ..plan import SceneSpec
-from .blend import (
-    Scratch,
-    index_color,
-    linear_to_srgb8,
-    new_scene,
-    set_index_pass,
-    srgb_to_linear,
-    workbench_aa,
-)
+from .blend import Scratch, index_color, linear_to_srgb8, new_scene, set_index_pass, srgb_to_linear, workbench_aa
 from .shapes import builtin_mesh
 
 PAD = 3   # pixels around a sprite: room for the anti-aliasing filter's footprint

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import bpy  # isort: skip  (first: bpy makes Blender's own modules, bmesh and mathutils, importable)
 import bmesh
-import bpy  # before bmesh: bpy makes Blender's own modules importable
 import numpy as np
 from mathutils import Matrix, Vector
 

@@ -13,10 +13,7 @@ import numpy as np
 from mathutils import Vector
 from mathutils.geometry import tessellate_polygon
 
-from ..assets import (  # the names live bpy-free, for config checks
-    FLAT_SHAPES,
-    SOLID_SHAPES,
-)
+from ..assets import FLAT_SHAPES, SOLID_SHAPES   # the names live bpy-free, for config checks
 
 __all__ = ["FLAT_SHAPES", "SOLID_SHAPES", "builtin_mesh", "finish_mesh", "mesh_vertices"]
 

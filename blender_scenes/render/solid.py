@@ -21,14 +21,7 @@ from ..config import DesignFile
 from ..labels import cells_of_area
 from ..measure import measure
 from ..plan import SceneSpec
-from .blend import (
-    Scratch,
-    index_color,
-    new_scene,
-    set_index_pass,
-    srgb_to_linear,
-    workbench_aa,
-)
+from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
 from .meshes import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
