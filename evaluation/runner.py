@@ -18,7 +18,8 @@ from blender_scenes.files import atomic_write_json, atomic_write_text
 from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
 from blender_scenes.errors import InputError
 
-from .score import PREDICTIONS, RUN, prediction_row
+from .rundir import PREDICTIONS, RUN
+from .score import prediction_row
 
 # run.json fields that must match for a run directory to be resumed (they change the answers)
 _RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype")
