@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .errors import InputError
 
 from .assets import asset_folder, check_design
-from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
+from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")
 SPLITS = ("train", "val", "test")

@@ -1,7 +1,8 @@
 """The model runner: answer a question file with a VLM (optionally + a LoRA adapter) into a run directory.
 
 Any family that transformers' `AutoModelForImageTextToText` and `AutoProcessor` load works: the prompt is
-built by the shared `record_prompt`, wrapped in the model's own chat template, and answered by greedy
+built by the shared `record_prompt`, wrapped in the model's own chat template by the shared `chat_text`
+(`blender_scenes/prompts.py`, as in training), and answered by greedy
 decoding in left-padded batches. `predictions.jsonl` grows batch by batch, so a killed run resumes where it
 stopped; `score_run` then writes metrics.json. torch and transformers are imported inside functions only.
 """
@@ -14,9 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from blender_scenes.files import atomic_write_json, atomic_write_text
-from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
 from blender_scenes.errors import InputError
+from blender_scenes.files import atomic_write_json, atomic_write_text
+from blender_scenes.prompts import chat_text, record_prompt
+from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
 
 from .rundir import PREDICTIONS, RUN
 from .score import prediction_row
@@ -178,11 +180,6 @@ def load_model(model_source: str, adapter: str | None = None, device: str = "cpu
     # decoder-only generation continues from the last position: pad on the left
     processor.tokenizer.padding_side = "left"
     return model, processor
-
-
-def chat_text(processor, prompt: str) -> str:
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def greedy_config(model, processor, max_new_tokens: int):
