@@ -19,6 +19,7 @@ from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json, atomic_write_text
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
+from vlm_train.checkpoint import check_model, pick_device, resolve_dtype
 
 from .rundir import PREDICTIONS, RUN
 from .score import prediction_row
@@ -64,23 +65,9 @@ def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path
 
 
 def check_model_source(model: str, adapter: str | None) -> None:
-    """A local checkpoint folder needs config.json; anything else must be a Hugging Face id transformers can
-    resolve (downloaded or in the cache). Only the config is read here, never the weights."""
-    path = Path(model)
-    if model.startswith(("/", "./", "../", "~")) and not path.exists():
-        raise InputError(f"--model {model}: folder not found (expected a checkpoint folder or a Hugging Face id)")
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError(f"--model {model}: folder has no config.json (expected a transformers checkpoint)")
-    else:
-        from transformers import AutoConfig
-
-        try:
-            AutoConfig.from_pretrained(model)
-        except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"--model {model}: not a checkpoint folder nor a reachable Hugging Face model id "
-                             f"({first[:160]})") from None
+    """The model's config resolves (`check_model`, shared with the trainer) and an adapter folder is peft's.
+    Only configs are read here, never the weights."""
+    check_model(model)
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise InputError(f"--adapter {adapter}: no adapter_config.json (expected a folder saved by peft)")
 
@@ -139,24 +126,6 @@ def completed_rows(predictions: Path) -> list[dict]:
 
 
 # --- the model ---------------------------------------------------------------------------------------------
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device here (expected auto or cpu)")
-    return device
-
-
-def pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-
 
 def processor_source(model_source: str, adapter: str | None) -> str:
     """The adapter folder when the trainer saved the processor there (what the adapter was trained with),
@@ -242,7 +211,7 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     info = run_record(settings)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        dtype = pick_dtype(settings.dtype, device)
+        _, dtype = resolve_dtype(settings.dtype, device)
         model, processor = load_model(settings.model, settings.adapter, device, dtype)
         generation_config = greedy_config(model, processor, settings.max_new_tokens)
         info.update(_environment(model, device, dtype), status="running",

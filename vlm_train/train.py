@@ -17,8 +17,10 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from blender_scenes.files import atomic_write_json
 from blender_scenes.errors import InputError
+from blender_scenes.files import atomic_write_json
+
+from .checkpoint import check_model, pick_device, resolve_dtype
 
 
 class TrainConfig(BaseModel):
@@ -42,26 +44,6 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     resume: bool = False
     seed: int = 42
-
-
-def resolve_dtype(name: str):
-    import torch
-
-    if name == "auto":
-        name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return name, {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
-
-
-def check_model_path(model: str) -> str:
-    """The model's `model_type`, or a one-line InputError for a path or hub id that does not resolve."""
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(model).model_type
-    except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"--model {model}: cannot load a model config (expected a local model folder with "
-                         f"config.json, or a hub id in the local cache): {first}") from None
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:
@@ -183,7 +165,7 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 
     train_examples = load_examples(cfg.train)
     val_examples = load_examples(cfg.val) if cfg.val else None
-    check_model_path(cfg.model)
+    check_model(cfg.model)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     resume_from = last_checkpoint(checkpoints) if cfg.resume else None
@@ -199,7 +181,8 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
 
     from .data import ChatCollator, QuestionDataset
 
-    dtype_name, torch_dtype = resolve_dtype(cfg.dtype)
+    # the Trainer puts the model on the GPU when there is one
+    dtype_name, torch_dtype = resolve_dtype(cfg.dtype, pick_device("auto"))
     transformers.set_seed(cfg.seed)  # the same LoRA initialisation in every run with this seed
     model, processor, info = prepare_model(cfg, torch.float32 if cfg.full else torch_dtype)
     out.mkdir(parents=True, exist_ok=True)
