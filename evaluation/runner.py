@@ -4,25 +4,31 @@ Any family that transformers' `AutoModelForImageTextToText` and `AutoProcessor` 
 built by the shared `record_prompt`, wrapped in the model's own chat template by the shared `chat_text`
 (`blender_scenes/prompts.py`, as in training), and answered by greedy
 decoding in left-padded batches. `predictions.jsonl` grows batch by batch, so a killed run resumes where it
-stopped; `score_run` then writes metrics.json. torch and transformers are imported inside functions only.
+stopped; `score_run` then writes metrics.json. torch, transformers and peft are imported inside the functions
+that use them: they are heavy, and every input is checked before they load.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
 from blender_scenes.errors import InputError
-from blender_scenes.files import atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
 from vlm_train.checkpoint import check_model, pick_device, resolve_dtype
 
-from .rundir import PREDICTIONS, RUN
-from .score import prediction_row
+from .rundir import PREDICTIONS, RUN, read_run_info
+from .score import prediction_row, score_run
 
 # run.json fields that must match for a run directory to be resumed (they change the answers)
 _RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype")
@@ -76,10 +82,7 @@ def check_resumable(settings: RunSettings, run_file: Path, predictions: Path) ->
     """Refuse to append to a run directory made with other settings (its answers would be mixed)."""
     if not (run_file.is_file() and predictions.is_file()):
         return
-    try:
-        previous = json.loads(run_file.read_text())
-    except json.JSONDecodeError:
-        raise InputError(f"{run_file}: not valid JSON (expected the run's settings; remove the run folder)") from None
+    previous = read_json(run_file, "the run's settings; remove the run folder")
     mine = run_record(settings)
     for key in _RESUME_KEYS:
         if previous.get(key) != mine[key]:
@@ -153,8 +156,6 @@ def load_model(model_source: str, adapter: str | None = None, device: str = "cpu
 
 def greedy_config(model, processor, max_new_tokens: int):
     """The model's own generation config (stop tokens, ...) with sampling switched off."""
-    import copy
-
     config = copy.deepcopy(model.generation_config)
     config.do_sample = False
     config.num_beams = 1
@@ -179,8 +180,6 @@ def generate_answers(model, processor, prompts: list[str], images: list, generat
 
 
 def open_image(path: Path, questions: str):
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -224,22 +223,15 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
         info.update(status="complete", answered_now=len(todo), generate_seconds=round(seconds, 3),
                     wall_seconds=round(wall, 3), questions_per_second=round(len(todo) / wall, 4))
     else:
-        previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        previous = read_run_info(run_file) or {}
         info = {**previous, **info, "status": "complete", "answered_now": 0}
     atomic_write_json(run_file, info, indent=2)
-
-    from .score import score_run
-
     return score_run(out, settings.questions)
 
 
 def _answer(model, processor, generation_config, todo, predictions: Path, settings: RunSettings,
             already: int, progress: bool) -> float:
     """Answer `todo` batch by batch, appending rows; returns the seconds spent in generation."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     def load_images(batch):
         return [open_image(path, settings.questions) for _, path in batch]
 

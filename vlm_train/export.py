@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from blender_scenes.files import atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_turns
 
 from .data import ChatExample, load_examples
@@ -55,7 +55,7 @@ def export(questions: list[str | Path], fmt: Format, out: str | Path) -> list[Pa
             written.append(target)
         return written
     info_path = out / "dataset_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json(info_path, "LLaMA-Factory's dataset_info.json") if info_path.is_file() else {}
     for path, examples in loaded:
         name = dataset_name(path)
         target = out / f"{name}.json"

@@ -3,7 +3,8 @@ evaluation and a checkpoint every epoch, early stopping on validation perplexity
 `OUT/best`, per-epoch statistics in `OUT/train_stats.json`, and `--resume` from the last checkpoint.
 
 Runs unchanged on one CPU, one GPU, or several GPUs under `accelerate launch` / `torchrun` (DDP through the
-Trainer); only the main process writes the run's own files.
+Trainer); only the main process writes the run's own files. torch, transformers and peft (and `.lora`, which
+imports torch) are imported inside the functions: they are heavy, and every input is checked before they load.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 import os
 import shutil
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -21,6 +23,7 @@ from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json
 
 from .checkpoint import check_model, pick_device, resolve_dtype
+from .data import ChatCollator, QuestionDataset, load_examples
 
 
 class TrainConfig(BaseModel):
@@ -161,8 +164,6 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 
     Every input is checked before the model loads: question files (non-empty, images on disk), the model
     path, and the output folder (a folder holding a previous run needs --resume)."""
-    from .data import load_examples
-
     train_examples = load_examples(cfg.train)
     val_examples = load_examples(cfg.val) if cfg.val else None
     check_model(cfg.model)
@@ -178,8 +179,6 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
     import torch
     import transformers
     from transformers import EarlyStoppingCallback, TrainingArguments
-
-    from .data import ChatCollator, QuestionDataset
 
     # the Trainer puts the model on the GPU when there is one
     dtype_name, torch_dtype = resolve_dtype(cfg.dtype, pick_device("auto"))
@@ -243,8 +242,6 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
 
 
 def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:
