@@ -25,7 +25,7 @@ from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
-from vlm_train.checkpoint import check_model, pick_device, resolve_dtype
+from vlm_train.checkpoint import check_model, library_versions, pick_device, resolve_dtype
 
 from .rundir import PREDICTIONS, RUN, read_run_info
 from .score import prediction_row, score_run
@@ -276,15 +276,9 @@ def _generate_fitting(model, processor, prompts: list[str], images: list, genera
 
 
 def _environment(model, device: str, dtype) -> dict[str, Any]:
-    import peft
-    import torch
-    import transformers
-
     config = getattr(model, "config", None)
     return {"model_type": getattr(config, "model_type", None), "device_used": device,
-            "dtype_used": str(dtype).removeprefix("torch."),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "peft": peft.__version__}}
+            "dtype_used": str(dtype).removeprefix("torch."), "versions": library_versions()}
 
 
 def _generation_summary(config) -> dict[str, Any]:

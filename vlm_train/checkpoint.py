@@ -1,5 +1,6 @@
 """What the trainer and the evaluation runner share about loading a model: the check that `--model` names a
-checkpoint (before any weights load), the device, and the dtype to load it in.
+checkpoint (before any weights load), the device, the dtype to load it in, and the library versions a run
+records.
 
 evaluation imports this module; vlm_train never imports evaluation (the one direction between the two).
 torch and transformers are imported inside the functions: they are heavy, and importing this stays cheap.
@@ -49,3 +50,12 @@ def resolve_dtype(name: str, device: str) -> tuple[str, Any]:
     if name == "auto":
         name = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return name, {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries that load and adapt the model, as a run's settings file records them."""
+    import peft
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
