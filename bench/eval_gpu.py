@@ -79,7 +79,8 @@ def synthetic_questions(n: int, width: int, height: int, seed: int = 0):
     from PIL import Image
 
     from blender_scenes.labels import LABELS
-    from blender_scenes.questions import build_prompt, options_with_answer, question_text
+    from blender_scenes.prompts import build_prompt
+    from blender_scenes.questions import options_with_answer, question_text
 
     rng = random.Random(seed)
     out = []

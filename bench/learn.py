@@ -153,7 +153,8 @@ def accuracy_callback(model_dir: Path, questions: Path, results: list, started: 
     training once `budget_s` seconds have passed since `started`."""
     from transformers import AutoProcessor, TrainerCallback
 
-    from blender_scenes.questions import read_questions, record_prompt, resolve_image
+    from blender_scenes.prompts import record_prompt
+    from blender_scenes.questions import read_questions, resolve_image
     from evaluation.parse import parse_answer
     from evaluation.runner import generate_answers, greedy_config, open_image
 

@@ -14,7 +14,8 @@ from .files import atomic_write_json
 from .labels import area_of_cell, label_of_box
 from .measure import Measured
 from .plan import ObjectSpec, SceneSpec
-from .questions import describe, options_with_answer, question_text, template_fields, write_jsonl
+from .prompts import template_fields
+from .questions import describe, options_with_answer, question_text, write_jsonl
 
 
 def display_name(cfg: DesignFile, shape: str) -> str:

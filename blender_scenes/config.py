@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from .assets import asset_folder, check_design
 from .errors import InputError
-from .questions import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
+from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")
 SPLITS = ("train", "val", "test")

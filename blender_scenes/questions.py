@@ -1,6 +1,6 @@
-"""Question records (DESIGN.md), the one prompt builder, balanced option orders, and JSONL I/O.
+"""Question records (DESIGN.md), balanced option orders, and JSONL I/O.
 
-Training and evaluation both build prompts with `build_prompt`; this module imports no bpy or torch.
+The prompt a record becomes is built in `prompts.py` (which this module never imports); no bpy or torch.
 """
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import InputError
 from .files import temporary_name
 from .labels import LABELS
-
-DEFAULT_TEMPLATE = "Answer using as few words as possible. {question} Choose from [{options}]."
-DEFAULT_OPEN_TEMPLATE = "Answer using as few words as possible. {question}"
 
 Task = Literal["area9", "horizontal", "vertical", "open"]
 
@@ -37,29 +34,6 @@ class QuestionRecord(BaseModel):
     source: Literal["synthetic", "coco"] = "synthetic"
     split: str = "test"
     template: str | None = None   # the design's prompt template, stored only when not the default
-
-
-def template_fields(options: list[str], template: str, open_template: str) -> dict[str, str]:
-    """What a record stores about its prompt template: nothing for the defaults (so default records stay
-    as they were), else the one template its prompt is built from."""
-    used, default = (template, DEFAULT_TEMPLATE) if options else (open_template, DEFAULT_OPEN_TEMPLATE)
-    return {} if used == default else {"template": used}
-
-
-def build_prompt(question: str, options: list[str], template: str = DEFAULT_TEMPLATE,
-                 open_template: str = DEFAULT_OPEN_TEMPLATE) -> str:
-    """The text a model sees: the template filled with the question and its options (if any)."""
-    if options:
-        return template.format(question=question, options=", ".join(options))
-    return open_template.format(question=question)
-
-
-def record_prompt(record: QuestionRecord) -> str:
-    """The prompt of a record: its own template if it stores one (a design's `questions.template`), else
-    the default. Training, evaluation and export all call this."""
-    if record.template is None:
-        return build_prompt(record.question, record.options)
-    return build_prompt(record.question, record.options, record.template, record.template)
 
 
 def describe(attributes: dict[str, str], order: Iterable[str]) -> str:

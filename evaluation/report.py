@@ -1,24 +1,29 @@
 """Plots and comparisons of scored runs: accuracy heatmaps per true area, a table of several runs
 (markdown + JSON), their heatmaps side by side, and exact McNemar tests between runs on the same questions.
 
-matplotlib (Agg) and scipy are imported inside the functions so the CLI stays fast. No bpy, no torch.
+Reads run folders through `rundir.py` only; the scorer imports this module, never the reverse.
+scipy and matplotlib (through `blender_scenes.plots`) are imported on first use: they are heavy and the
+CLI stays fast. No bpy, no torch.
 """
 from __future__ import annotations
 
-import json
+import io
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from blender_scenes.labels import AREAS, LABELS
-from blender_scenes.errors import InputError
+from blender_scenes.plots import pyplot
+
+from .rundir import read_scored_run, short_name
 
 
 def _grid_and_support(task_result: dict):
     """Accuracy grid to draw (3x3 by true area where known, else by the task's labels) and cell counts."""
-    import numpy as np
-
     if "accuracy_grid_area9" in task_result:
         grid, labels, support = (task_result["accuracy_grid_area9"], AREAS, task_result["support_by_area9"])
     else:
@@ -29,8 +34,6 @@ def _grid_and_support(task_result: dict):
 
 
 def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
-    import numpy as np
-
     grid, labels, support = _grid_and_support(task_result)
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
     rows, cols = grid.shape
@@ -49,8 +52,6 @@ def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
 
 
 def _png_bytes(fig) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     return buffer.getvalue()
@@ -58,39 +59,12 @@ def _png_bytes(fig) -> bytes:
 
 def write_heatmap(task_result: dict, path: str | Path, title: str = "") -> None:
     """PNG of accuracy per true area of one task (3x3 for area9/open), each cell with its count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     image = _draw_heatmap(ax, task_result, title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="accuracy")
     atomic_write_bytes(path, _png_bytes(fig))
     plt.close(fig)
-
-
-def read_run(run_dir: str | Path) -> dict:
-    """A scored run: its metrics.json and its predictions (id -> correct, task)."""
-    run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise InputError(f"{metrics_path}: file not found (expected a scored run; run `scenes2real score` first)")
-    try:
-        metrics = json.loads(metrics_path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{metrics_path}: not valid JSON ({err.msg})") from None
-    if not isinstance(metrics.get("tasks"), dict):
-        raise InputError(f"{metrics_path}: field 'tasks': missing (expected the output of `scenes2real score`)")
-    from .score import PREDICTIONS, read_predictions
-
-    correct: dict[str, dict[str, bool]] = {}
-    for row in read_predictions(run_dir / PREDICTIONS):
-        if not isinstance(row.get("correct"), bool) or not isinstance(row.get("task"), str):
-            raise InputError(f"{run_dir / PREDICTIONS}: question {row['id']!r}: fields 'task'/'correct' "
-                             "missing (expected a scored run; run `scenes2real score` first)")
-        correct.setdefault(row["task"], {})[row["id"]] = row["correct"]
-    return {"dir": run_dir, "name": run_dir.resolve().name, "metrics": metrics, "correct": correct}
 
 
 def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
@@ -119,7 +93,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     """comparison.json, comparison.md and heatmaps.png of several scored runs, McNemar per pair and task."""
     if len(run_dirs) < 1:
         raise InputError("compare: expected at least one run directory")
-    runs = [read_run(d) for d in run_dirs]
+    runs = [read_scored_run(d) for d in run_dirs]
     names = [r["name"] for r in runs]
     if len(set(names)) < len(names):  # same folder names under different parents: use the given paths
         names = [str(d) for d in run_dirs]
@@ -127,7 +101,17 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             run["name"] = name
     out_dir = Path(out_dir)
     tasks = [t for t in LABELS if any(t in r["metrics"]["tasks"] for r in runs)]
+    table, tests = _table(runs, tasks), _mcnemar_tests(runs, tasks)
+    result = {"runs": [{"name": r["name"], "dir": str(r["dir"]), "run": r["metrics"].get("run")} for r in runs],
+              "table": table, "mcnemar": tests, "heatmaps": "heatmaps.png"}
+    atomic_write_json(out_dir / "comparison.json", result, indent=2)
+    atomic_write_text(out_dir / "comparison.md", _markdown(table, tests))
+    _write_side_by_side(runs, tasks, out_dir / "heatmaps.png")
+    return result
 
+
+def _table(runs: list[dict], tasks: list[str]) -> list[dict]:
+    """One row per run and task it answered: model, adapter, number of questions and the headline metrics."""
     table = []
     for run in runs:
         info = run["metrics"].get("run") or {}
@@ -143,7 +127,11 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
                 "center_true": result["center_share"]["true"],
                 "center_predicted": result["center_share"]["predicted"],
             })
+    return table
 
+
+def _mcnemar_tests(runs: list[dict], tasks: list[str]) -> list[dict]:
+    """McNemar per pair of runs and task both answered; unpaired (not tested) when their questions differ."""
     tests = []
     for a, b in combinations(runs, 2):
         for task in tasks:
@@ -159,18 +147,10 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
                 order = sorted(ids_a)
                 entry.update(paired=True, **mcnemar_exact([ids_a[i] for i in order], [ids_b[i] for i in order]))
             tests.append(entry)
-
-    result = {"runs": [{"name": r["name"], "dir": str(r["dir"]), "run": r["metrics"].get("run")} for r in runs],
-              "table": table, "mcnemar": tests, "heatmaps": "heatmaps.png"}
-    atomic_write_json(out_dir / "comparison.json", result, indent=2)
-    atomic_write_text(out_dir / "comparison.md", _markdown(table, tests))
-    _write_side_by_side(runs, tasks, out_dir / "heatmaps.png")
-    return result
+    return tests
 
 
 def _markdown(table: list[dict], tests: list[dict]) -> str:
-    from .score import short_name
-
     lines = ["| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
              "| center share (pred / true) |",
              "|---|---|---|---|---:|---|---|---:|---|"]
@@ -194,11 +174,7 @@ def _markdown(table: list[dict], tests: list[dict]) -> str:
 
 
 def _write_side_by_side(runs: list[dict], tasks: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows, cols = len(tasks), len(runs)
     fig, axes = plt.subplots(max(rows, 1), cols, figsize=(3.8 * cols, 3.6 * max(rows, 1)), squeeze=False)
     fig.subplots_adjust(wspace=0.4, hspace=0.4)

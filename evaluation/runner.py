@@ -1,24 +1,34 @@
 """The model runner: answer a question file with a VLM (optionally + a LoRA adapter) into a run directory.
 
 Any family that transformers' `AutoModelForImageTextToText` and `AutoProcessor` load works: the prompt is
-built by the shared `record_prompt`, wrapped in the model's own chat template, and answered by greedy
+built by the shared `record_prompt`, wrapped in the model's own chat template by the shared `chat_text`
+(`blender_scenes/prompts.py`, as in training), and answered by greedy
 decoding in left-padded batches. `predictions.jsonl` grows batch by batch, so a killed run resumes where it
-stopped; `score_run` then writes metrics.json. torch and transformers are imported inside functions only.
+stopped; `score_run` then writes metrics.json. torch, transformers and peft are imported inside the functions
+that use them: they are heavy, and every input is checked before they load.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from blender_scenes.files import atomic_write_json, atomic_write_text
-from blender_scenes.questions import QuestionRecord, read_questions, record_prompt, resolve_image
-from blender_scenes.errors import InputError
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
-from .score import PREDICTIONS, RUN, prediction_row
+from blender_scenes.errors import InputError
+from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
+from blender_scenes.prompts import chat_text, record_prompt
+from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
+from vlm_train.checkpoint import check_model, library_versions, pick_device, resolve_dtype
+
+from .rundir import PREDICTIONS, RUN, read_run_info
+from .score import prediction_row, score_run
 
 # run.json fields that must match for a run directory to be resumed (they change the answers)
 _RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype")
@@ -61,23 +71,9 @@ def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path
 
 
 def check_model_source(model: str, adapter: str | None) -> None:
-    """A local checkpoint folder needs config.json; anything else must be a Hugging Face id transformers can
-    resolve (downloaded or in the cache). Only the config is read here, never the weights."""
-    path = Path(model)
-    if model.startswith(("/", "./", "../", "~")) and not path.exists():
-        raise InputError(f"--model {model}: folder not found (expected a checkpoint folder or a Hugging Face id)")
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError(f"--model {model}: folder has no config.json (expected a transformers checkpoint)")
-    else:
-        from transformers import AutoConfig
-
-        try:
-            AutoConfig.from_pretrained(model)
-        except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"--model {model}: not a checkpoint folder nor a reachable Hugging Face model id "
-                             f"({first[:160]})") from None
+    """The model's config resolves (`check_model`, shared with the trainer) and an adapter folder is peft's.
+    Only configs are read here, never the weights."""
+    check_model(model)
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise InputError(f"--adapter {adapter}: no adapter_config.json (expected a folder saved by peft)")
 
@@ -86,10 +82,7 @@ def check_resumable(settings: RunSettings, run_file: Path, predictions: Path) ->
     """Refuse to append to a run directory made with other settings (its answers would be mixed)."""
     if not (run_file.is_file() and predictions.is_file()):
         return
-    try:
-        previous = json.loads(run_file.read_text())
-    except json.JSONDecodeError:
-        raise InputError(f"{run_file}: not valid JSON (expected the run's settings; remove the run folder)") from None
+    previous = read_json(run_file, "the run's settings; remove the run folder")
     mine = run_record(settings)
     for key in _RESUME_KEYS:
         if previous.get(key) != mine[key]:
@@ -137,24 +130,6 @@ def completed_rows(predictions: Path) -> list[dict]:
 
 # --- the model ---------------------------------------------------------------------------------------------
 
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device here (expected auto or cpu)")
-    return device
-
-
-def pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-
-
 def processor_source(model_source: str, adapter: str | None) -> str:
     """The adapter folder when the trainer saved the processor there (what the adapter was trained with),
     else the model's."""
@@ -179,15 +154,8 @@ def load_model(model_source: str, adapter: str | None = None, device: str = "cpu
     return model, processor
 
 
-def chat_text(processor, prompt: str) -> str:
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
 def greedy_config(model, processor, max_new_tokens: int):
     """The model's own generation config (stop tokens, ...) with sampling switched off."""
-    import copy
-
     config = copy.deepcopy(model.generation_config)
     config.do_sample = False
     config.num_beams = 1
@@ -212,8 +180,6 @@ def generate_answers(model, processor, prompts: list[str], images: list, generat
 
 
 def open_image(path: Path, questions: str):
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -244,7 +210,7 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     info = run_record(settings)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        dtype = pick_dtype(settings.dtype, device)
+        _, dtype = resolve_dtype(settings.dtype, device)
         model, processor = load_model(settings.model, settings.adapter, device, dtype)
         generation_config = greedy_config(model, processor, settings.max_new_tokens)
         info.update(_environment(model, device, dtype), status="running",
@@ -257,22 +223,15 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
         info.update(status="complete", answered_now=len(todo), generate_seconds=round(seconds, 3),
                     wall_seconds=round(wall, 3), questions_per_second=round(len(todo) / wall, 4))
     else:
-        previous = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        previous = read_run_info(run_file) or {}
         info = {**previous, **info, "status": "complete", "answered_now": 0}
     atomic_write_json(run_file, info, indent=2)
-
-    from .score import score_run
-
     return score_run(out, settings.questions)
 
 
 def _answer(model, processor, generation_config, todo, predictions: Path, settings: RunSettings,
             already: int, progress: bool) -> float:
     """Answer `todo` batch by batch, appending rows; returns the seconds spent in generation."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     def load_images(batch):
         return [open_image(path, settings.questions) for _, path in batch]
 
@@ -317,15 +276,9 @@ def _generate_fitting(model, processor, prompts: list[str], images: list, genera
 
 
 def _environment(model, device: str, dtype) -> dict[str, Any]:
-    import peft
-    import torch
-    import transformers
-
     config = getattr(model, "config", None)
     return {"model_type": getattr(config, "model_type", None), "device_used": device,
-            "dtype_used": str(dtype).removeprefix("torch."),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "peft": peft.__version__}}
+            "dtype_used": str(dtype).removeprefix("torch."), "versions": library_versions()}
 
 
 def _generation_summary(config) -> dict[str, Any]:

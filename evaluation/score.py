@@ -1,14 +1,11 @@
 """Scoring a run directory: re-parse every raw answer, rewrite predictions, write metrics and heatmaps.
 
-A run directory (shared with the model runner) holds `predictions.jsonl` (one object per question: id,
-task, raw, parsed, answer, correct, plus whatever the runner adds), `metrics.json` (written here) and
-`run.json` (model, adapter, questions file, settings; written by the runner, may be absent).
-Runs are expensive and parsers improve, so `score_run` can be re-run on an old run at any time.
-No bpy, no torch.
+The run folder's files and their readers are in `rundir.py`; the heatmaps are drawn by `report.py`, which
+never imports this module. Runs are expensive and parsers improve, so `score_run` can be re-run on an old
+run at any time. No bpy, no torch.
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,9 @@ from blender_scenes.errors import InputError
 
 from .metrics import accuracy_by_area9, task_metrics
 from .parse import parse_answer
+from .report import write_heatmap
+from .rundir import METRICS, PREDICTIONS, RUN, read_predictions, read_run_info, run_title
 
-PREDICTIONS = "predictions.jsonl"
-METRICS = "metrics.json"
-RUN = "run.json"
 UNPARSEABLE_EXAMPLES = 20
 
 
@@ -32,34 +28,6 @@ def prediction_row(record: QuestionRecord, raw: str | None, **extra: Any) -> dic
     parsed = parse_answer(raw or "", record.task, record.options)
     return {"id": record.id, "task": record.task, "raw": raw, "parsed": parsed,
             "answer": record.answer, "correct": parsed == record.answer, **extra}
-
-
-def read_predictions(path: str | Path) -> list[dict]:
-    """Prediction rows; each needs a string `id` and a `raw` answer (string or null)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (expected a run's predictions, {PREDICTIONS})")
-    rows: list[dict] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object per line")
-            if not isinstance(row.get("id"), str):
-                raise InputError(f"{path}:{lineno}: field 'id': expected a string question id")
-            if "raw" not in row or not (row["raw"] is None or isinstance(row["raw"], str)):
-                raise InputError(f"{path}:{lineno}: field 'raw': expected the model's text (string or null)")
-            if row["id"] in seen:
-                raise InputError(f"{path}:{lineno}: field 'id': {row['id']!r} appears twice")
-            seen.add(row["id"])
-            rows.append(row)
-    return rows
 
 
 def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
@@ -133,7 +101,7 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
     tasks = run_metrics(rows, by_id, bootstrap, seed)
     correct = sum(row["correct"] for row in rows)
     unparseable = [row for row in rows if row["parsed"] is None]
-    run_info = _read_run_info(run_dir / RUN)
+    run_info = read_run_info(run_dir / RUN)
     metrics = {
         "run": run_info,
         "run_dir": str(run_dir),
@@ -149,37 +117,10 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
         "heatmaps": {},
     }
     if heatmaps and tasks:
-        from .report import write_heatmap
-
-        title = _run_title(run_dir, run_info)
+        title = run_title(run_dir, run_info)
         for task, task_result in tasks.items():
             name = f"heatmap_{task}.png"
             write_heatmap(task_result, run_dir / name, title=f"{title} ({task})")
             metrics["heatmaps"][task] = name
     atomic_write_json(run_dir / METRICS, metrics, indent=2)
     return metrics
-
-
-def _read_run_info(path: Path) -> dict | None:
-    """run.json as the runner wrote it, or None when the run has none."""
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err.msg}); expected the runner's run settings") from None
-    if not isinstance(info, dict):
-        raise InputError(f"{path}: expected a JSON object (the runner's run settings)")
-    return info
-
-
-def short_name(model_or_path) -> str:
-    """'Qwen2.5-VL-3B-Instruct' from a Hugging Face id or a checkpoint folder's path."""
-    return Path(str(model_or_path).rstrip("/")).name
-
-
-def _run_title(run_dir: Path, run_info: dict | None) -> str:
-    if run_info and run_info.get("model"):
-        adapter = run_info.get("adapter")
-        return short_name(run_info["model"]) + (f" + {short_name(adapter)}" if adapter else "")
-    return run_dir.resolve().name

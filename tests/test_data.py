@@ -14,7 +14,7 @@ FAMILIES = ["qwen2_5_vl", "qwen2_vl", "llava_onevision", "idefics3"]
 
 
 def test_examples_use_the_shared_prompt_and_resolve_images(tmp_path):
-    from blender_scenes.questions import build_prompt
+    from blender_scenes.prompts import build_prompt
 
     path = write_question_set(tmp_path, "train", ["top left", "center"])
     examples = load_examples(path)

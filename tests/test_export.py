@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from blender_scenes.questions import build_prompt
+from blender_scenes.prompts import build_prompt
 from scenes2real.cli import cli
 from tests.question_sets import write_question_set
 

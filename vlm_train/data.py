@@ -1,7 +1,7 @@
 """Question records -> chat examples, and the collator that turns them into model batches with labels
 on the assistant's answer only.
 
-The prompt text comes from `blender_scenes.questions.record_prompt`, the same builder evaluation uses.
+The prompt text and the chat messages come from `blender_scenes/prompts.py`, as in evaluation and export.
 torch is imported inside the collator only (the export command reads examples without it); transformers is
 reached only through the processor object passed in.
 """
@@ -13,8 +13,9 @@ from typing import Any
 
 from PIL import Image
 
-from blender_scenes.questions import read_questions, record_prompt, resolve_image
 from blender_scenes.errors import InputError
+from blender_scenes.prompts import chat_text, chat_turns, record_prompt
+from blender_scenes.questions import read_questions, resolve_image
 
 IGNORE_INDEX = -100  # the label value cross-entropy skips in transformers' causal-LM losses
 
@@ -42,15 +43,6 @@ def load_examples(path: str | Path) -> list[ChatExample]:
                              f"file not found: {image}")
         examples.append(ChatExample(record.id, image, record_prompt(record), record.answer))
     return examples
-
-
-def user_turn(prompt: str) -> list[dict[str, Any]]:
-    """The conversation up to the question: one user turn with the image first, then the prompt."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-
-
-def chat_turns(prompt: str, answer: str) -> list[dict[str, Any]]:
-    return user_turn(prompt) + [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
 
 
 class QuestionDataset:
@@ -86,7 +78,7 @@ class ChatCollator:
 
     def texts(self, prompt: str, answer: str) -> tuple[str, str]:
         """The templated prompt (ending with the assistant header) and the full templated conversation."""
-        head = self.processor.apply_chat_template(user_turn(prompt), add_generation_prompt=True, tokenize=False)
+        head = chat_text(self.processor, prompt)
         full = self.processor.apply_chat_template(chat_turns(prompt, answer), tokenize=False)
         if not full.startswith(head):
             raise ValueError("the chat template renders the prompt differently with and without the answer; "

@@ -1,7 +1,8 @@
 """Question files -> training files for other tools: LLaMA-Factory (sharegpt-style json with `<image>`
 placeholders, plus its `dataset_info.json` entry) and TRL (a messages jsonl with an `images` list).
 
-Prompts come from the shared builder, so a model trained with those tools sees the same text as ours.
+Prompts and messages come from `blender_scenes/prompts.py`, so a model trained with those tools sees the
+same conversation as ours (LLaMA-Factory's string contents are the same turns, the image as `<image>`).
 Image paths are written absolute, so the files work from any folder. No torch.
 """
 from __future__ import annotations
@@ -10,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from blender_scenes.files import atomic_write_json, atomic_write_text
+from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
+from blender_scenes.prompts import chat_turns
 
 from .data import ChatExample, load_examples
 
@@ -18,17 +20,19 @@ Format = Literal["llamafactory", "trl"]
 FORMATS = ("llamafactory", "trl")
 
 
+def _sharegpt_turn(turn: dict) -> dict:
+    """A chat turn with its content parts joined into one string, an image part as `<image>`."""
+    text = "".join("<image>" if part["type"] == "image" else part["text"] for part in turn["content"])
+    return {"role": turn["role"], "content": text}
+
+
 def llamafactory_row(ex: ChatExample) -> dict:
-    return {"messages": [{"role": "user", "content": "<image>" + ex.prompt},
-                         {"role": "assistant", "content": ex.answer}],
+    return {"messages": [_sharegpt_turn(turn) for turn in chat_turns(ex.prompt, ex.answer)],
             "images": [str(ex.image.resolve())]}
 
 
 def trl_row(ex: ChatExample) -> dict:
-    return {"id": ex.id,
-            "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex.prompt}]},
-                         {"role": "assistant", "content": [{"type": "text", "text": ex.answer}]}],
-            "images": [str(ex.image.resolve())]}
+    return {"id": ex.id, "messages": chat_turns(ex.prompt, ex.answer), "images": [str(ex.image.resolve())]}
 
 
 def dataset_name(questions: Path) -> str:
@@ -51,7 +55,7 @@ def export(questions: list[str | Path], fmt: Format, out: str | Path) -> list[Pa
             written.append(target)
         return written
     info_path = out / "dataset_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json(info_path, "LLaMA-Factory's dataset_info.json") if info_path.is_file() else {}
     for path, examples in loaded:
         name = dataset_name(path)
         target = out / f"{name}.json"

@@ -2,7 +2,7 @@
 
 `auto` takes the family's patterns from `vlm_train.families` (q/k/v of the language model and of the vision
 encoder, the study's recipe) and otherwise discovers the attention projections of both towers by name.
-Imports torch; peft only inside `apply_lora`.
+Imports torch; peft only inside `apply_lora` (heavy, and finding the targets does not need it).
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import re
 import torch
 
 from blender_scenes.errors import InputError
+
+from .families import FAMILIES
 
 # Leaf names of query/key/value projections across transformers' language and vision attention modules:
 # separate (q_proj, query, ...) or fused (qkv in Qwen's vision blocks, qkv_proj, Wqkv).
@@ -39,8 +41,6 @@ def discover_targets(model: torch.nn.Module) -> str:
 
 def family_targets(model_type: str) -> str | None:
     """The family table's regex (language + vision q/k/v), or None for a family not in the table."""
-    from .families import FAMILIES
-
     family = FAMILIES.get(model_type)
     return family.lora_target_regex() if family else None
 

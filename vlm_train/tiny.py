@@ -4,10 +4,13 @@
 `AutoProcessor` like a downloaded checkpoint: config + safetensors weights (seeded), a byte-level BPE
 tokenizer trained here on a few hundred words plus the family's special tokens, the family's image (and
 video) processor set to small images, and its chat template. Used by tests and benches; never for results.
+torch and transformers are imported inside the functions that use them (heavy).
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from blender_scenes.labels import LABELS
 
@@ -33,7 +36,6 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(family: Family, vocab_size: int = 512):
     """A byte-level BPE tokenizer (like Qwen's and Llama 3's) with the family's special tokens at ids 0.."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = list(family.special_tokens)

@@ -3,7 +3,8 @@ evaluation and a checkpoint every epoch, early stopping on validation perplexity
 `OUT/best`, per-epoch statistics in `OUT/train_stats.json`, and `--resume` from the last checkpoint.
 
 Runs unchanged on one CPU, one GPU, or several GPUs under `accelerate launch` / `torchrun` (DDP through the
-Trainer); only the main process writes the run's own files.
+Trainer); only the main process writes the run's own files. torch, transformers and peft (and `.lora`, which
+imports torch) are imported inside the functions: they are heavy, and every input is checked before they load.
 """
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from blender_scenes.files import atomic_write_json
 from blender_scenes.errors import InputError
+from blender_scenes.files import atomic_write_json
+
+from .checkpoint import check_model, library_versions, pick_device, resolve_dtype
+from .data import ChatCollator, QuestionDataset, load_examples
 
 
 class TrainConfig(BaseModel):
@@ -42,26 +46,6 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     resume: bool = False
     seed: int = 42
-
-
-def resolve_dtype(name: str):
-    import torch
-
-    if name == "auto":
-        name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return name, {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
-
-
-def check_model_path(model: str) -> str:
-    """The model's `model_type`, or a one-line InputError for a path or hub id that does not resolve."""
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(model).model_type
-    except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"--model {model}: cannot load a model config (expected a local model folder with "
-                         f"config.json, or a hub id in the local cache): {first}") from None
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:
@@ -179,11 +163,9 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 
     Every input is checked before the model loads: question files (non-empty, images on disk), the model
     path, and the output folder (a folder holding a previous run needs --resume)."""
-    from .data import load_examples
-
     train_examples = load_examples(cfg.train)
     val_examples = load_examples(cfg.val) if cfg.val else None
-    check_model_path(cfg.model)
+    check_model(cfg.model)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     resume_from = last_checkpoint(checkpoints) if cfg.resume else None
@@ -195,30 +177,14 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
 def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict:
     import torch
     import transformers
-    from transformers import EarlyStoppingCallback, TrainingArguments
+    from transformers import EarlyStoppingCallback
 
-    from .data import ChatCollator, QuestionDataset
-
-    dtype_name, torch_dtype = resolve_dtype(cfg.dtype)
+    # the Trainer puts the model on the GPU when there is one
+    dtype_name, torch_dtype = resolve_dtype(cfg.dtype, pick_device("auto"))
     transformers.set_seed(cfg.seed)  # the same LoRA initialisation in every run with this seed
     model, processor, info = prepare_model(cfg, torch.float32 if cfg.full else torch_dtype)
     out.mkdir(parents=True, exist_ok=True)
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
-        optim="adamw_torch", seed=cfg.seed, data_seed=cfg.seed,
-        eval_strategy="epoch" if val_examples else "no", save_strategy="epoch", logging_strategy="epoch",
-        load_best_model_at_end=bool(val_examples), metric_for_best_model="eval_loss", greater_is_better=False,
-        # keeps the best checkpoint and the latest (the Trainer never deletes the best)
-        save_total_limit=2,
-        prediction_loss_only=True, label_names=["labels"], remove_unused_columns=False,
-        bf16=dtype_name == "bf16", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        ddp_find_unused_parameters=False,
-        # accelerate runs several CPU processes as DDP (gloo) only when told to use the CPU
-        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
-    )
+    args = _training_arguments(cfg, out, dtype_name, evaluate=bool(val_examples))
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=QuestionDataset(train_examples),
         eval_dataset=QuestionDataset(val_examples) if val_examples else None,
@@ -230,18 +196,51 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
         atomic_write_json(out / "train_config.json", {
             **cfg.model_dump(), "dtype_resolved": dtype_name, **info,
             "train_examples": len(train_examples), "val_examples": len(val_examples or []),
-            "world_size": args.world_size, "resumed_from": resume_from,
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "peft": _version("peft")}}, indent=2)
+            "world_size": args.world_size, "resumed_from": resume_from, "versions": library_versions()}, indent=2)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
+    stats = _final_stats(trainer, cfg, time.perf_counter() - started)
+    _save_best(trainer, processor, out, stats)
+    return stats
+
+
+def _training_arguments(cfg: TrainConfig, out: Path, dtype_name: str, evaluate: bool):
+    """The Trainer's settings: evaluate, checkpoint and log once per epoch; keep the best checkpoint by val loss."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+        optim="adamw_torch", seed=cfg.seed, data_seed=cfg.seed,
+        eval_strategy="epoch" if evaluate else "no", save_strategy="epoch", logging_strategy="epoch",
+        load_best_model_at_end=evaluate, metric_for_best_model="eval_loss", greater_is_better=False,
+        # keeps the best checkpoint and the latest (the Trainer never deletes the best)
+        save_total_limit=2,
+        prediction_loss_only=True, label_names=["labels"], remove_unused_columns=False,
+        bf16=dtype_name == "bf16", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,
+        # accelerate runs several CPU processes as DDP (gloo) only when told to use the CPU
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+    )
+
+
+def _final_stats(trainer, cfg: TrainConfig, seconds: float) -> dict:
+    """What `OUT/train_stats.json` says once training has ended: every epoch, the best one, early stop."""
     stats = {"epochs": epoch_stats(trainer.state.log_history),
              "best_checkpoint": trainer.state.best_model_checkpoint, "best_val_loss": trainer.state.best_metric,
              "stopped_early": trainer.state.epoch < cfg.epochs - 1e-6,
-             "wall_time_s": round(time.perf_counter() - started, 3), "finished": True}
+             "wall_time_s": round(seconds, 3), "finished": True}
     if stats["best_val_loss"] is not None:
         stats["best_val_perplexity"] = math.exp(min(stats["best_val_loss"], 700.0))
         stats["best_epoch"] = min(stats["epochs"], key=lambda e: e.get("val_loss", math.inf))["epoch"]
+    return stats
+
+
+def _save_best(trainer, processor, out: Path, stats: dict) -> None:
+    """The model's weights and the processor into `OUT/best`, then the final statistics (main process)."""
     # load_best_model_at_end has put the best weights back into the model (the last ones without --val);
     # written under a temporary name first so `best/` is never half-written
     staging = out / ".best.tmp"
@@ -256,13 +255,3 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
         staging.rename(out / "best")
         atomic_write_json(out / "train_stats.json", stats, indent=2)
     trainer.accelerator.wait_for_everyone()
-    return stats
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
