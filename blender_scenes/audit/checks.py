@@ -3,12 +3,13 @@ question records. Each check returns findings; none raises on bad data (bad data
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
-
 from ..labels import label_of_box
 from ..plan import SceneSpec
 from ..questions import read_questions
@@ -204,8 +205,6 @@ def load_coco(path: Path):
 def coco_findings(src: Source, scans: dict[str, list[dict]]) -> tuple[list[Finding], dict, set]:
     """annotations/{split}.json loads in pycocotools and holds the scene JSON's images and objects: boxes,
     masks (same RLE), pixel areas, categories, colours, sizes and area labels."""
-    import hashlib
-    import json
     out: list[Finding] = []
     cocos = {}
     wrong: set = set()   # (split, scene id) whose target's COCO area label differs from its mask's

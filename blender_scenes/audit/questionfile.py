@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from PIL import Image
+
 from ..labels import AREAS, LABELS, area_of_box, label_of_box
 from ..questions import QuestionRecord, read_questions, resolve_image
 from . import pictures
@@ -24,8 +26,7 @@ def image_size(q: QuestionRecord, path: Path, cache: dict) -> tuple[int, int] | 
     image = resolve_image(q, path)
     if image not in cache:
         try:
-            from PIL import Image   # reads the header only
-            with Image.open(image) as im:
+            with Image.open(image) as im:   # reads the header only
                 cache[image] = im.size
         except (OSError, ValueError):
             cache[image] = None

@@ -2,17 +2,20 @@
 checks, gather counts and balance figures per split, draw the pictures, write the report."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import InputError
-
 from ..labels import AREAS
 from . import pictures
 from .checks import coco_findings, hygiene_findings, question_findings, scene_findings
 from .findings import KINDS, Finding
+from .questionfile import audit_question_file, summarize_questions
+from .report import write_report
 from .scan import scan_scene
 from .sections import (answers_section, area_grid, balance_checks, cell_grid, counts_section, factor_levels,
                        fill_section, visibility_section)
@@ -26,11 +29,9 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
     """Audit a dataset folder or a question file (*.jsonl) and write report.json/.md/.html into `out`
     (default DATASET/audit/, or FILE-audit/ beside the question file). `compare`: a question file (e.g. COCO
     questions) whose target areas are shown beside the dataset's. Returns the report."""
-    from .report import write_report
     path = Path(path)
     t0 = time.perf_counter()
     if path.suffix == ".jsonl" or path.is_file():
-        from .questionfile import audit_question_file
         report, figs = audit_question_file(path)
         out = Path(out) if out else path.parent / f"{path.stem}-audit"
     else:
@@ -55,8 +56,6 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
         jobs += [(str(src.root), split, sid, f"images/{split}/{sid}.png", background) for sid in sorted(ids)]
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
         ctx = multiprocessing.get_context("spawn")   # never fork a process that may hold threads or bpy
         # an executor (not multiprocessing.Pool): a worker that dies raises BrokenProcessPool, never hangs
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
@@ -146,7 +145,6 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
         report["headline"]["failures_by_kind"]["integrity"] += 1
     extra = None
     if compare:
-        from .questionfile import summarize_questions
         summary, cfind, extra = summarize_questions(compare)
         report["compare"] = {k: summary[k] for k in ("file", "questions", "targets", "areas", "labels_verified_share",
                                                      "without_image_size")}
