@@ -12,11 +12,14 @@ from pathlib import Path
 from ..errors import InputError
 from ..labels import AREAS
 from . import pictures
-from .checks import coco_findings, hygiene_findings, question_findings, scene_findings
+from .coco_checks import check_coco
 from .findings import KINDS, Finding
+from .hygiene import check_hygiene
+from .question_checks import check_questions
 from .questionfile import audit_question_file, summarize_questions
 from .report import write_report
-from .scan import scan_scene
+from .scan import ScanJob, SceneRecord, SceneScan, scan_scene
+from .scene_checks import LabelStats, check_scenes
 from .sections import (answers_section, area_grid, balance_checks, cell_grid, counts_section, factor_levels,
                        fill_section, visibility_section)
 from .source import Source, open_dataset
@@ -43,7 +46,7 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
     return report
 
 
-def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
+def scan_all(src: Source, workers: int | None) -> dict[str, list[SceneScan]]:
     """Every scene the job planned, plus any scene JSON or image found on disk, scanned once."""
     background = list(src.cfg.image.background) if src.cfg.render.style == "flat" else None
     jobs = []
@@ -53,7 +56,7 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
             d = src.root / sub / split
             if d.is_dir():
                 ids |= {p.stem for p in d.iterdir() if p.suffix in (".json", ".png") and not p.name.startswith(".")}
-        jobs += [(str(src.root), split, sid, f"images/{split}/{sid}.png", background) for sid in sorted(ids)]
+        jobs += [ScanJob(str(src.root), split, sid, f"images/{split}/{sid}.png", background) for sid in sorted(ids)]
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
         ctx = multiprocessing.get_context("spawn")   # never fork a process that may hold threads or bpy
@@ -62,9 +65,9 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[dict]]:
             results = list(pool.map(scan_scene, jobs, chunksize=max(16, len(jobs) // (workers * 16))))
     else:
         results = [scan_scene(j) for j in jobs]
-    out: dict[str, list[dict]] = {s: [] for s in src.splits}
+    out: dict[str, list[SceneScan]] = {s: [] for s in src.splits}
     for r in results:
-        out[r["split"]].append(r)
+        out[r.split].append(r)
     return out
 
 
@@ -74,11 +77,13 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
     cfg = src.cfg
     scans = scan_all(src, workers)
     findings: list[Finding] = []
-    f_scene, label_stats = scene_findings(src, scans)
-    f_q, questions, wrong_q = question_findings(src, scans)
-    f_coco, cocos, wrong_c = coco_findings(src, scans)
-    f_hyg, hygiene = hygiene_findings(src, scans, questions, cocos)
-    findings += f_scene + f_q + f_coco + f_hyg
+    scenes = check_scenes(src, scans)
+    qcheck = check_questions(src, scans)
+    questions = qcheck.records
+    ccheck = check_coco(src, scans)
+    hcheck = check_hygiene(src, scans, questions, ccheck.indexes)
+    hygiene = hcheck.summary.to_json()
+    findings += scenes.findings + qcheck.findings + ccheck.findings + hcheck.findings
     # an interrupted atomic write leaves its temporary file; harmless (never read), but worth a line
     findings += [Finding("integrity", None, str(p.relative_to(src.root)), "leftover temporary file of an "
                          "interrupted write (safe to delete)", strict=False)
@@ -87,30 +92,26 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
         findings.append(Finding("integrity", None, "plan.json", "today's code would plan this design "
                                 "differently (another scenes2real or numpy/scipy version); the stored plan is "
                                 "the one audited", strict=False))
-    rows = {s: [r["record"] for r in scans[s] if r["record"]] for s in scans}
+    rows: dict[str, list[SceneRecord]] = {s: [r.record for r in scans[s] if r.record] for s in scans}
     checks, f_bal = balance_checks(src, rows, questions, max_ratio)
     findings += f_bal
 
     splits = {}
     verified_total = targets_total = 0
     for split in scans:
-        lv = factor_levels(src, sorted({r.get("subset") for r in rows[split] if src.subset(r.get("subset"))}) or None)
-        st = label_stats.get(split, {"targets": 0, "verified_ids": set(), "objects": 0, "objects_verified": 0,
-                                     "background_share_max": None})
-        verified = len(st["verified_ids"] - {sid for s, sid in wrong_q | wrong_c if s == split})
+        lv = factor_levels(src, sorted({r.subset for r in rows[split] if src.subset(r.subset)}) or None)
+        st = scenes.stats.get(split, LabelStats())
+        verified = st.verified({sid for s, sid in qcheck.wrong | ccheck.wrong if s == split})
         verified_total += verified
-        targets_total += st["targets"]
-        images = [r["image"] for r in scans[split]]
+        targets_total += st.targets
+        images = [r.image for r in scans[split]]
         splits[split] = {
             "planned": len(src.planned.get(split, [])), "planned_in_design": src.design_counts.get(split, 0),
             "partial": src.partial(split), "manifest_status": (src.manifest.get("status") or {}).get(split),
-            "scene_files": sum(r["scene_exists"] for r in scans[split]), "scenes_read": len(rows[split]),
-            "images_found": sum(i["exists"] for i in images), "images_decoded": sum(i["decodes"] for i in images),
+            "scene_files": sum(r.scene_exists for r in scans[split]), "scenes_read": len(rows[split]),
+            "images_found": sum(i.exists for i in images), "images_decoded": sum(i.decodes for i in images),
             "questions": len(questions.get(split, [])),
-            "labels": {"targets": st["targets"], "verified": verified,
-                       "share": verified / st["targets"] if st["targets"] else None,
-                       "objects": st["objects"], "objects_verified": st["objects_verified"],
-                       "background_share_max": st["background_share_max"]},
+            "labels": st.to_json(verified),
             "counts": counts_section(rows[split], lv),
             "answers": answers_section(questions.get(split, []), cfg),
             "visibility": visibility_section(rows[split]),
@@ -190,12 +191,12 @@ def dataset_pictures(src: Source, scans, rows, splits, compare: dict | None = No
     for s, r in rows_.items():
         step = max(1, len(r) // 4)
         for rec in r[::step][:4]:
-            t = rec["objects"][0]
-            samples.append({"image": rec["image"], "objects": [{"bbox": o.get("mask_box"), "role": o.get("role")}
-                                                                for o in rec["objects"]],
-                            "caption": [f"{s} {rec['id']}: " + " ".join(
-                                str(t[k]) for k in ("size", "color", "material", "shape") if t.get(k)),
-                                        f"-> {t.get('mask_area')}"]})
+            t = rec.objects[0]
+            samples.append({"image": rec.image, "objects": [{"bbox": o.mask_box, "role": o.role}
+                                                             for o in rec.objects],
+                            "caption": [f"{s} {rec.id}: " + " ".join(
+                                str(getattr(t, k)) for k in ("size", "color", "material", "shape") if getattr(t, k)),
+                                        f"-> {t.mask_area}"]})
     grid = pictures.sample_grid(samples, src.root)
     if grid:
         figs["samples"] = grid

@@ -10,9 +10,9 @@ from itertools import product
 from ..labels import AREAS, LABELS
 from .balance import count_levels, figures, fmt_bound, fmt_ratio, judge
 from .findings import Finding
+from .scan import ATTRS, SceneObject, SceneRecord
 from .source import Source
 
-FACTORS = ("shape", "color", "size", "material")
 VISIBILITY_BINS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001]
 
 
@@ -46,21 +46,22 @@ def factor_levels(src: Source, subsets: list[str] | None = None) -> dict[str, li
     }
 
 
-def object_values(o: dict) -> dict:
-    cell = o.get("planned_cell") or o.get("cell") or []
-    return {"shape": o.get("shape"), "color": o.get("color"), "size": o.get("size"), "material": o.get("material"),
-            "area": o.get("mask_area") or o.get("area"), "cell": ",".join(map(str, cell))}
+def object_values(o: SceneObject) -> dict:
+    """The object's level of each factor, by factor name (its area from its mask)."""
+    cell = o.planned_cell or o.cell or []
+    return {"shape": o.shape, "color": o.color, "size": o.size, "material": o.material,
+            "area": o.mask_area or o.area, "cell": ",".join(map(str, cell))}
 
 
 def active_factors(levels: dict) -> list[str]:
     """Factors with more than one level: the ones balance is about."""
-    return [k for k in ("shape", "color", "size", "material") if len(levels[k]) > 1]
+    return [k for k in ATTRS if len(levels[k]) > 1]
 
 
-def counts_section(rows: list[dict], levels: dict) -> dict:
+def counts_section(rows: list[SceneRecord], levels: dict) -> dict:
     """Counts per factor level for targets and for all objects; area x factor tables for targets."""
-    targets = [object_values(r["objects"][0]) | {"distractors": len(r["objects"]) - 1} for r in rows]
-    objects = [object_values(o) for r in rows for o in r["objects"]]
+    targets = [object_values(r.objects[0]) | {"distractors": len(r.objects) - 1} for r in rows]
+    objects = [object_values(o) for r in rows for o in r.objects]
     out = {"targets": {}, "objects": {}, "tables": {}}
     for k in ("shape", "color", "size", "material", "area", "cell", "distractors"):
         if k == "material" and not levels["material"]:
@@ -107,23 +108,22 @@ def answers_section(questions: list, cfg) -> dict:
     return out
 
 
-def fill_section(rows: list[dict]) -> dict:
+def fill_section(rows: list[SceneRecord]) -> dict:
     """Per shape, the share of its box that its mask fills (square ~1, circle ~0.79, plus ~0.56, star ~0.4):
     a drawn shape that is not the named one shows here at a glance."""
     fills = defaultdict(list)
     for r in rows:
-        for o in r["objects"]:
-            box = o.get("mask_box")
-            if box and box[2] * box[3] > 0 and o.get("mask_pixels"):
-                fills[o.get("shape")].append(o["mask_pixels"] / (box[2] * box[3]))
+        for o in r.objects:
+            box = o.mask_box
+            if box and box[2] * box[3] > 0 and o.mask_pixels:
+                fills[o.shape].append(o.mask_pixels / (box[2] * box[3]))
     return {str(k): {"objects": len(v), "mean": sum(v) / len(v), "min": min(v), "max": max(v)}
             for k, v in fills.items()}
 
 
-def visibility_section(rows: list[dict]) -> dict:
-    shares = [float(o["visible_share"]) for r in rows for o in r["objects"]
-              if isinstance(o.get("visible_share"), (int, float))]
-    pixels = [o["mask_pixels"] for r in rows for o in r["objects"] if o.get("mask_pixels") is not None]
+def visibility_section(rows: list[SceneRecord]) -> dict:
+    shares = [float(o.visible_share) for r in rows for o in r.objects if isinstance(o.visible_share, (int, float))]
+    pixels = [o.mask_pixels for r in rows for o in r.objects if o.mask_pixels is not None]
     hist = [0] * (len(VISIBILITY_BINS) - 1)
     for s in shares:
         for i in range(len(hist)):
@@ -138,7 +138,7 @@ def visibility_section(rows: list[dict]) -> dict:
 
 # ------------------------------------------------------------------------------------------- balance checks
 
-def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions: dict[str, list],
+def balance_checks(src: Source, rows_by_split: dict[str, list[SceneRecord]], questions: dict[str, list],
                    max_ratio: float | None) -> tuple[list[dict], list[Finding]]:
     """Every promise of the design, judged on the disk's counts. Returns the checks and the failures."""
     checks: list[dict] = []
@@ -160,7 +160,7 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
         partial = src.partial(split)
         by_subset = defaultdict(list)
         for r in rows:
-            by_subset[r.get("subset")].append(r)
+            by_subset[r.subset].append(r)
         for name, members in by_subset.items():
             scope = f"{split} / subset {name}" if len(src.cfg.design.subsets) > 1 else split
             lv = factor_levels(src, [name] if src.subset(name) else None)
@@ -174,7 +174,7 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
                 strict = True
             else:
                 why, strict = f"balanced design: every level within one{per} of equal", True
-            items = [object_values(r["objects"][0]) for r in members]
+            items = [object_values(r.objects[0]) for r in members]
             rule = "exact" if whole else "within-one"
             for k in active_factors(lv) + ["area"]:
                 c = count_levels((t[k] for t in items), lv[k])
@@ -209,13 +209,13 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[dict]], questions:
         all_rows = [r for rows in rows_by_split.values() for r in rows]
         by_subset = defaultdict(list)
         for r in all_rows:
-            by_subset[r.get("subset")].append(r)
+            by_subset[r.subset].append(r)
         for name, members in by_subset.items():
             if src.subset(name) is None:
                 continue
             scope = f"design / subset {name}" if len(src.cfg.design.subsets) > 1 else "design (all splits)"
             lv = factor_levels(src, [name])
-            items = [object_values(r["objects"][0]) for r in members]
+            items = [object_values(r.objects[0]) for r in members]
             rule = "exact" if kind == "exhaustive" else "within-one"
             why = (f"exhaustive design: every combination {reps}x" if kind == "exhaustive" else
                    f"balanced design: every level and pair of levels within one{per} of equal over all splits")
@@ -267,21 +267,21 @@ def _by_task(qs: list) -> dict[str, list]:
     return out
 
 
-def cell_grid(rows: list[dict], n_rows: int, n_cols: int, role: str = "target") -> list[list[int]]:
+def cell_grid(rows: list[SceneRecord], n_rows: int, n_cols: int, role: str = "target") -> list[list[int]]:
     grid = [[0] * n_cols for _ in range(n_rows)]
     for r in rows:
-        objs = r["objects"][:1] if role == "target" else r["objects"]
+        objs = r.objects[:1] if role == "target" else r.objects
         for o in objs:
-            cell = o.get("planned_cell") or o.get("cell")
+            cell = o.planned_cell or o.cell
             if cell and 0 <= cell[0] < n_rows and 0 <= cell[1] < n_cols:
                 grid[cell[0]][cell[1]] += 1
     return grid
 
 
-def area_grid(rows: list[dict]) -> list[list[int]]:
+def area_grid(rows: list[SceneRecord]) -> list[list[int]]:
     grid = [[0] * 3 for _ in range(3)]
     for r in rows:
-        a = r["objects"][0].get("mask_area") or r["objects"][0].get("area")
+        a = r.objects[0].mask_area or r.objects[0].area
         if a in AREAS:
             i = AREAS.index(a)
             grid[i // 3][i % 3] += 1
