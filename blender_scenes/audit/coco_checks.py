@@ -1,16 +1,16 @@
-"""Checks of annotations/{split}.json against the scene records: it loads in pycocotools and holds the records'
-images and objects: boxes, masks (the same RLE), pixel areas, categories, colours, sizes and area labels.
-Bad data is reported as findings, never raised. Imports nothing of the audit above scan, source and findings."""
+"""Checks of annotations/{split}.json against the scene records: it loads through the project's one COCO
+reader (blender_scenes.cocofile) and holds the records' images and objects: boxes, masks (the same RLE), pixel
+areas, categories, colours, sizes and area labels. Bad data is reported as findings, never raised. Imports
+nothing of the audit above scan, source and findings."""
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 from pycocotools.coco import COCO
 
-from .findings import Finding
+from ..cocofile import load_instances
+from ..errors import InputError
+from .findings import Finding, reader_message
 from .scan import SceneObject, SceneScan, records_of, segmentation_digest
 from .source import Source
 
@@ -20,11 +20,6 @@ class CocoCheck:
     findings: list[Finding]
     indexes: dict[str, COCO]       # per split, the files that loaded
     wrong: set[tuple[str, str]]    # (split, scene id) whose target's COCO area label differs from its mask's
-
-
-def load_coco(path: Path) -> COCO:
-    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
-        return COCO(str(path))
 
 
 def check_coco(src: Source, scans: dict[str, list[SceneScan]]) -> CocoCheck:
@@ -37,14 +32,12 @@ def check_coco(src: Source, scans: dict[str, list[SceneScan]]) -> CocoCheck:
             check.findings.append(Finding("integrity", split, rel, "file not found"))
             continue
         try:
-            coco = load_coco(path)
-            cats = {c["id"]: c for c in coco.loadCats(coco.getCatIds())}
-        except Exception as err:   # noqa: BLE001  any unreadable COCO file is a finding
-            check.findings.append(Finding("integrity", split, rel, f"does not load in pycocotools: "
-                                          f"{type(err).__name__}: "
-                                          f"{str(err).splitlines()[0][:160] if str(err) else ''}"))
+            coco = load_instances(path, keep_masks=True)   # masks kept: their RLE is compared with the records'
+        except InputError as err:
+            check.findings.append(Finding("integrity", split, rel, f"does not load: {reader_message(err, path)}"))
             continue
         check.indexes[split] = coco
+        cats = {c["id"]: c for c in coco.loadCats(coco.getCatIds())}
         _check_file(coco, cats, records_of(scans, split), split, rel, check)
     return check
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..labels import label_of_box
 from ..questions import QuestionRecord, read_questions
-from .findings import Finding
+from .findings import Finding, reader_message
 from .scan import ATTRS, SceneQuestion, SceneRecord, SceneScan, records_of
 from .source import Source
 
@@ -29,7 +29,7 @@ def check_questions(src: Source, scans: dict[str, list[SceneScan]]) -> QuestionC
         try:
             qs = read_questions(path)
         except InputError as err:
-            check.findings.append(Finding("integrity", split, rel, str(err).removeprefix(f"{path}").lstrip(": ")))
+            check.findings.append(Finding("integrity", split, rel, reader_message(err, path)))
             check.records[split] = []
             continue
         check.records[split] = qs
