@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..labels import AREAS
 from . import pictures
+from .balance_checks import BalanceCheck, balance_checks, failures
 from .coco_checks import check_coco
 from .findings import KINDS, Finding
 from .hygiene import check_hygiene
@@ -20,8 +21,8 @@ from .questionfile import audit_question_file, summarize_questions
 from .report import write_report
 from .scan import ScanJob, SceneRecord, SceneScan, scan_scene
 from .scene_checks import LabelStats, check_scenes
-from .sections import (answers_section, area_grid, balance_checks, cell_grid, counts_section, factor_levels,
-                       fill_section, visibility_section)
+from .sections import (answers_section, area_grid, cell_grid, counts_section, factor_levels, fill_section,
+                       visibility_section)
 from .source import Source, open_dataset
 
 PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers would cost more than it saves
@@ -93,8 +94,8 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
                                 "differently (another scenes2real or numpy/scipy version); the stored plan is "
                                 "the one audited", strict=False))
     rows: dict[str, list[SceneRecord]] = {s: [r.record for r in scans[s] if r.record] for s in scans}
-    checks, f_bal = balance_checks(src, rows, questions, max_ratio)
-    findings += f_bal
+    checks = balance_checks(src, rows, questions, max_ratio)
+    findings += failures(checks)
 
     splits = {}
     verified_total = targets_total = 0
@@ -135,7 +136,7 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
             "failures": len(strict), "informational": len(findings) - len(strict),
             "failures_by_kind": {k: sum(f.kind == k for f in strict) for k in KINDS},
         },
-        "splits": splits, "balance": checks, "hygiene": hygiene,
+        "splits": splits, "balance": [c.to_json() for c in checks], "hygiene": hygiene,
         "findings": [f.to_json() for f in findings],
     }
     if src.manifest.get("config_hash") not in (None, cfg.digest()):
@@ -155,12 +156,12 @@ def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int
     return report, dataset_pictures(src, scans, rows, splits, extra and {Path(compare).name: extra["area_grid"]})
 
 
-def _worst(checks: list[dict]) -> float | None:
+def _worst(checks: list[BalanceCheck]) -> float | None:
     """Largest enforced ratio; an empty cell counts only where it breaks its rule (a mean below one allows it)."""
-    enforced = [c for c in checks if c["strict"] and c["ok"] is not None]
-    if any(c["ratio"] is None and not c["ok"] for c in enforced):
+    enforced = [c for c in checks if c.strict and c.ok is not None]
+    if any(c.ratio is None and not c.ok for c in enforced):
         return None
-    ratios = [c["ratio"] for c in enforced if c["ratio"] is not None]
+    ratios = [c.ratio for c in enforced if c.ratio is not None]
     return max(ratios) if ratios else None
 
 

@@ -1,22 +1,21 @@
-"""Per split: counts of every factor level (targets and all objects), two-way tables of area against each
-other factor, answers per task, the correct option's index, visibility; and the balance checks the design
-promises (exhaustive: every count equal; balanced: within one), per subset and for the whole design."""
+"""The report's sections of one split: counts of every factor level (targets and all objects), two-way tables
+of area against each other factor, answers per task, the correct option's index, visibility, mask fill; and
+the grids the pictures draw. Pure functions of the scanned records; imports nothing of the audit above
+balance, scan and source."""
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from itertools import product
 
 from ..labels import AREAS, LABELS
-from .balance import count_levels, figures, fmt_bound, fmt_ratio, judge
-from .findings import Finding
+from .balance import count_levels, figures
 from .scan import ATTRS, SceneObject, SceneRecord
 from .source import Source
 
 VISIBILITY_BINS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001]
 
 
-def _key(v):
+def level_name(v) -> str:
+    """A level as the report names it (None: "none")."""
     return "none" if v is None else str(v)
 
 
@@ -67,10 +66,10 @@ def counts_section(rows: list[SceneRecord], levels: dict) -> dict:
         if k == "material" and not levels["material"]:
             continue
         c = count_levels((t[k] for t in targets), levels[k])
-        out["targets"][k] = {"counts": {_key(a): n for a, n in c.items()}, **figures(list(c.values()))}
+        out["targets"][k] = {"counts": {level_name(a): n for a, n in c.items()}, **figures(list(c.values()))}
         if k != "distractors":
             c = count_levels((o[k] for o in objects), levels[k])
-            out["objects"][k] = {"counts": {_key(a): n for a, n in c.items()}, **figures(list(c.values()))}
+            out["objects"][k] = {"counts": {level_name(a): n for a, n in c.items()}, **figures(list(c.values()))}
     for k in ("shape", "color", "size", "material", "distractors"):
         if len(levels[k]) < 2 and k != "distractors" or (k == "material" and not levels[k]):
             continue
@@ -84,8 +83,8 @@ def table(items: list[dict], a: str, b: str, levels: dict) -> dict:
     c = Counter((t[a], t[b]) for t in items)
     grid = [[c.get((x, y), 0) for y in cb] for x in ca]
     flat = [n for row in grid for n in row]
-    return {"rows": [_key(x) for x in ca], "cols": [_key(y) for y in cb], "counts": grid, **figures(flat),
-            "empty": [f"{_key(x)} / {_key(y)}" for x in ca for y in cb if not c.get((x, y))]}
+    return {"rows": [level_name(x) for x in ca], "cols": [level_name(y) for y in cb], "counts": grid, **figures(flat),
+            "empty": [f"{level_name(x)} / {level_name(y)}" for x in ca for y in cb if not c.get((x, y))]}
 
 
 def answers_section(questions: list, cfg) -> dict:
@@ -134,137 +133,6 @@ def visibility_section(rows: list[SceneRecord]) -> dict:
             "mean_share": sum(shares) / len(shares) if shares else None,
             "min_pixels": min(pixels) if pixels else None,
             "histogram": {"edges": VISIBILITY_BINS[:-1] + [1.0], "counts": hist}}
-
-
-# ------------------------------------------------------------------------------------------- balance checks
-
-def balance_checks(src: Source, rows_by_split: dict[str, list[SceneRecord]], questions: dict[str, list],
-                   max_ratio: float | None) -> tuple[list[dict], list[Finding]]:
-    """Every promise of the design, judged on the disk's counts. Returns the checks and the failures."""
-    checks: list[dict] = []
-    kind = src.cfg.design.kind
-    reps = src.cfg.design.repeat * src.cfg.distractors.variations
-
-    unit = src.cfg.distractors.variations   # scenes per planned target: splits and balance count targets
-
-    def add(scope, split, what, counts, rule, why, strict=True, where=None, per_scene=False):
-        j = judge(counts, rule, max_ratio, 1 if per_scene else unit)
-        checks.append({"scope": scope, "split": split, "what": what, "rule": rule, "why": why, "strict": strict,
-                       **{k: j[k] for k in ("n", "cells", "min", "max", "spread", "ratio", "bound", "ok", "chi2", "p")},
-                       "empty": where or []})
-        return checks[-1]
-
-    per = "" if unit == 1 else f" target ({unit} scenes each, distractors.variations)"
-
-    for split, rows in rows_by_split.items():
-        partial = src.partial(split)
-        by_subset = defaultdict(list)
-        for r in rows:
-            by_subset[r.subset].append(r)
-        for name, members in by_subset.items():
-            scope = f"{split} / subset {name}" if len(src.cfg.design.subsets) > 1 else split
-            lv = factor_levels(src, [name] if src.subset(name) else None)
-            whole = kind == "exhaustive" and src.whole_split_of(name) == split
-            if partial:
-                why, strict = "partial split (--limit or split not rendered in full): balance not expected", False
-            elif whole:
-                why, strict = f"exhaustive design, whole subset in this split: every combination {reps}x", True
-            elif kind == "exhaustive":
-                why = f"exhaustive design divided between splits: every level within one{per} of its share"
-                strict = True
-            else:
-                why, strict = f"balanced design: every level within one{per} of equal", True
-            items = [object_values(r.objects[0]) for r in members]
-            rule = "exact" if whole else "within-one"
-            for k in active_factors(lv) + ["area"]:
-                c = count_levels((t[k] for t in items), lv[k])
-                add(scope, split, f"target {k}", list(c.values()), rule, why, strict,
-                    [_key(x) for x, n in c.items() if not n])
-            pair_rule = "exact" if whole else "within-one"
-            pair_strict = strict and whole
-            pair_why = why if whole else ("pairs are within one only where the split allows it (the planner "
-                                          "keeps levels exact, pairs as close as it can): reported, not enforced")
-            for k in active_factors(lv):
-                tb = table(items, "area", k, lv)
-                add(scope, split, f"target area x {k}", [n for row in tb["counts"] for n in row], pair_rule,
-                    pair_why, pair_strict, tb["empty"])
-            c = count_levels((t["cell"] for t in items), lv["cell"])
-            add(scope, split, "target placement cell", list(c.values()), "exact" if whole else "none",
-                why if whole else "cells are balanced within each area over the whole design, not per split",
-                strict and whole, [x for x, n in c.items() if not n])
-            if whole:
-                add_combinations(add, scope, split, items, lv, reps, why, strict)
-        for task, qs in _by_task(questions.get(split, [])).items():
-            k = len(LABELS[task]) if task in LABELS and task != "open" else 0
-            with_options = [q for q in qs if q.options]
-            if not k or not with_options:
-                continue
-            c = count_levels((q.options.index(q.answer) for q in with_options if q.answer in q.options), list(range(k)))
-            add(split, split, f"correct option index ({task})", list(c.values()), "within-one",
-                "option orders are balanced per split and task" if not partial else
-                "partial split: reported only", not partial, per_scene=True)
-    # the whole design (all splits together), when every split is rendered in full
-    if all(not src.partial(s) for s in src.design_counts if src.design_counts[s]) and \
-            all(s in rows_by_split for s in src.design_counts if src.design_counts[s]):
-        all_rows = [r for rows in rows_by_split.values() for r in rows]
-        by_subset = defaultdict(list)
-        for r in all_rows:
-            by_subset[r.subset].append(r)
-        for name, members in by_subset.items():
-            if src.subset(name) is None:
-                continue
-            scope = f"design / subset {name}" if len(src.cfg.design.subsets) > 1 else "design (all splits)"
-            lv = factor_levels(src, [name])
-            items = [object_values(r.objects[0]) for r in members]
-            rule = "exact" if kind == "exhaustive" else "within-one"
-            why = (f"exhaustive design: every combination {reps}x" if kind == "exhaustive" else
-                   f"balanced design: every level and pair of levels within one{per} of equal over all splits")
-            names = active_factors(lv) + ["area"]
-            if kind == "exhaustive":
-                add_combinations(add, scope, None, items, lv, reps, why, True)
-            for k in names + ["cell"]:
-                c = count_levels((t[k] for t in items), lv[k])
-                add(scope, None, f"target {k}", list(c.values()), rule, why, True,
-                    [_key(x) for x, n in c.items() if not n])
-            for i, a in enumerate(names):
-                for b in names[i + 1:]:
-                    tb = table(items, a, b, lv)
-                    add(scope, None, f"target {a} x {b}", [n for row in tb["counts"] for n in row], rule, why, True,
-                        tb["empty"])
-    failures = [Finding("balance", c["split"], None, _failure_text(c), strict=c["strict"])
-                for c in checks if c["ok"] is False]
-    return checks, failures
-
-
-def _failure_text(c: dict) -> str:
-    if c["ratio"] is None and c["bound"] == math.inf:
-        broke = f"spread {c['spread']} where counts within one were expected"
-    elif c["rule"] == "exact" and c["ratio"] == 1.0:
-        broke = f"every count {c['min']}, not the design's {c['why'].split('every combination ')[-1]}"
-    else:
-        broke = f"ratio {fmt_ratio(c['ratio'])} exceeds {fmt_bound(c['bound'])}"
-    return f"{c['scope']}: {c['what']}: {broke} (min {c['min']}, max {c['max']}); {c['why']}"
-
-
-def add_combinations(add, scope, split, items, lv, reps, why, strict) -> None:
-    """Exhaustive designs: every combination of levels and cell exactly `repeat x variations` times."""
-    combos = Counter((t["shape"], t["color"], t["size"], t["material"], t["cell"]) for t in items)
-    full = list(product(lv["shape"], lv["color"], lv["size"], lv["material"] or [None], lv["cell"]))
-    known = set(full)
-    counts = [combos.get(c, 0) for c in full] + [n for c, n in combos.items() if c not in known]
-    missing = [" ".join(str(v) for v in c if v is not None) for c in full if not combos.get(c)]
-    check = add(scope, split, f"every combination {reps}x (shape x color x size x material x cell)", counts,
-                "exact", why, strict, missing[:20])
-    # equal counts are not enough: each must be exactly `reps` (a combination twice and none missing is wrong)
-    if counts and (min(counts) != reps or max(counts) != reps):
-        check["ok"] = False
-
-
-def _by_task(qs: list) -> dict[str, list]:
-    out = defaultdict(list)
-    for q in qs:
-        out[q.task].append(q)
-    return out
 
 
 def cell_grid(rows: list[SceneRecord], n_rows: int, n_cols: int, role: str = "target") -> list[list[int]]:
