@@ -4,6 +4,7 @@ blender_scenes.plots, which imports it on first use) and OpenCV only; nothing of
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -13,6 +14,15 @@ import numpy as np
 from ..plots import pyplot
 
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of the sample grid: its file (relative to the dataset root), each object's box and role
+    (None: nothing to draw), and up to two caption lines."""
+    image: str
+    boxes: list[tuple[list[float] | None, str]]
+    caption: list[str]
 
 
 def _png(fig) -> bytes:
@@ -85,12 +95,12 @@ def histogram(per_split: dict[str, list[int]], edges: list[float], title: str, x
     return _png(fig)
 
 
-def sample_grid(samples: list[dict], root: Path, tile: int = 240, columns: int = 4) -> bytes | None:
-    """samples: {image, split, objects: [{bbox, role, label}]}; boxes drawn in green (target) and orange
-    (others), the target's label written under each image."""
+def sample_grid(samples: list[Sample], root: Path, tile: int = 240, columns: int = 4) -> bytes | None:
+    """The samples' images with their boxes drawn in green (target) and orange (others), the caption (the
+    target's label) written under each image."""
     tiles = []
     for s in samples:
-        img = cv2.imread(str(root / s["image"]), cv2.IMREAD_COLOR)
+        img = cv2.imread(str(root / s.image), cv2.IMREAD_COLOR)
         if img is None:
             continue
         h, w = img.shape[:2]
@@ -98,14 +108,14 @@ def sample_grid(samples: list[dict], root: Path, tile: int = 240, columns: int =
         img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_NEAREST)
         canvas = np.full((tile + 34, tile, 3), 255, np.uint8)
         canvas[:img.shape[0], :img.shape[1]] = img
-        for o in reversed(s["objects"]):   # target drawn last, on top
-            if not o.get("bbox"):
+        for box, role in reversed(s.boxes):   # target drawn last, on top
+            if not box:
                 continue
-            x, y, bw, bh = (v * scale for v in o["bbox"])
-            color = (0, 220, 0) if o["role"] == "target" else (0, 140, 255)
+            x, y, bw, bh = (v * scale for v in box)
+            color = (0, 220, 0) if role == "target" else (0, 140, 255)
             cv2.rectangle(canvas, (int(x), int(y)), (round(x + bw) - 1, round(y + bh) - 1), color,
-                          2 if o["role"] == "target" else 1)
-        for i, line in enumerate(s["caption"][:2]):
+                          2 if role == "target" else 1)
+        for i, line in enumerate(s.caption[:2]):
             cv2.putText(canvas, line[:36], (3, tile + 13 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
                         cv2.LINE_AA)
         tiles.append(canvas)

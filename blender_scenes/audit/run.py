@@ -1,5 +1,6 @@
-"""The audit of one dataset folder (or one question file): scan every scene in worker processes, run the
-checks, gather counts and balance figures per split, draw the pictures, write the report."""
+"""The audit of one dataset folder (or one question file), the entry points: scan every scene (in worker
+processes for large datasets), run the checks, gather the report and its pictures, write it; and the lines
+--strict prints. Imports the rest of the audit; only the CLI (commands.py) imports it."""
 from __future__ import annotations
 
 import multiprocessing
@@ -10,19 +11,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import InputError
-from ..labels import AREAS
-from . import pictures
-from .balance_checks import BalanceCheck, balance_checks, failures
-from .coco_checks import check_coco
+from .dataset_report import dataset_report, run_checks, split_summary
+from .figures import dataset_pictures
 from .findings import KINDS, Finding
-from .hygiene import check_hygiene
-from .question_checks import check_questions
 from .questionfile import audit_question_file, summarize_questions
 from .report import write_report
 from .scan import ScanJob, SceneRecord, SceneScan, scan_scene
-from .scene_checks import LabelStats, check_scenes
-from .sections import (answers_section, area_grid, cell_grid, counts_section, factor_levels, fill_section,
-                       visibility_section)
 from .source import Source, open_dataset
 
 PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers would cost more than it saves
@@ -74,134 +68,16 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[SceneScan]]:
 
 def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int | None = None,
                   compare: str | Path | None = None, assets: str | None = None) -> tuple[dict, dict]:
+    """The report of a dataset folder (JSON form) and its pictures, recounted from the files on disk."""
     src = open_dataset(path, assets)
-    cfg = src.cfg
     scans = scan_all(src, workers)
-    findings: list[Finding] = []
-    scenes = check_scenes(src, scans)
-    qcheck = check_questions(src, scans)
-    questions = qcheck.records
-    ccheck = check_coco(src, scans)
-    hcheck = check_hygiene(src, scans, questions, ccheck.indexes)
-    hygiene = hcheck.summary.to_json()
-    findings += scenes.findings + qcheck.findings + ccheck.findings + hcheck.findings
-    # an interrupted atomic write leaves its temporary file; harmless (never read), but worth a line
-    findings += [Finding("integrity", None, str(p.relative_to(src.root)), "leftover temporary file of an "
-                         "interrupted write (safe to delete)", strict=False)
-                 for p in sorted(src.root.glob("*/**/.*.tmp"))]
-    if src.replan_differs:
-        findings.append(Finding("integrity", None, "plan.json", "today's code would plan this design "
-                                "differently (another scenes2real or numpy/scipy version); the stored plan is "
-                                "the one audited", strict=False))
     rows: dict[str, list[SceneRecord]] = {s: [r.record for r in scans[s] if r.record] for s in scans}
-    checks = balance_checks(src, rows, questions, max_ratio)
-    findings += failures(checks)
-
-    splits = {}
-    verified_total = targets_total = 0
-    for split in scans:
-        lv = factor_levels(src, sorted({r.subset for r in rows[split] if src.subset(r.subset)}) or None)
-        st = scenes.stats.get(split, LabelStats())
-        verified = st.verified({sid for s, sid in qcheck.wrong | ccheck.wrong if s == split})
-        verified_total += verified
-        targets_total += st.targets
-        images = [r.image for r in scans[split]]
-        splits[split] = {
-            "planned": len(src.planned.get(split, [])), "planned_in_design": src.design_counts.get(split, 0),
-            "partial": src.partial(split), "manifest_status": (src.manifest.get("status") or {}).get(split),
-            "scene_files": sum(r.scene_exists for r in scans[split]), "scenes_read": len(rows[split]),
-            "images_found": sum(i.exists for i in images), "images_decoded": sum(i.decodes for i in images),
-            "questions": len(questions.get(split, [])),
-            "labels": st.to_json(verified),
-            "counts": counts_section(rows[split], lv),
-            "answers": answers_section(questions.get(split, []), cfg),
-            "visibility": visibility_section(rows[split]),
-            "fill": fill_section(rows[split]),
-        }
-    strict = [f for f in findings if f.strict]
-    report = {
-        "kind": "dataset", "dataset": str(src.root), "design": cfg.name, "config_hash": cfg.digest(),
-        "manifest_config_hash": src.manifest.get("config_hash"),
-        "design_kind": cfg.design.kind, "repeat": cfg.design.repeat, "variations": cfg.distractors.variations,
-        "style": cfg.render.style, "image_size": [cfg.image.width, cfg.image.height],
-        "heldout": list(cfg.splits.heldout), "job": src.job, "max_ratio": max_ratio,
-        "partial_splits": [s for s in scans if src.partial(s)],
-        "headline": {
-            "scenes": sum(s["scenes_read"] for s in splits.values()),
-            "images": sum(s["images_decoded"] for s in splits.values()),
-            "targets": targets_total, "labels_verified": verified_total,
-            "labels_verified_share": verified_total / targets_total if targets_total else None,
-            "worst_enforced_ratio": _worst(checks), "heldout_leaks": hygiene["leaks"],
-            "identical_image_groups": len(hygiene["duplicate_groups"]),
-            "failures": len(strict), "informational": len(findings) - len(strict),
-            "failures_by_kind": {k: sum(f.kind == k for f in strict) for k in KINDS},
-        },
-        "splits": splits, "balance": [c.to_json() for c in checks], "hygiene": hygiene,
-        "findings": [f.to_json() for f in findings],
-    }
-    if src.manifest.get("config_hash") not in (None, cfg.digest()):
-        f = Finding("integrity", None, "manifest.json", f"config_hash {src.manifest.get('config_hash')} is not "
-                    f"the hash of its config ({cfg.digest()})")
-        report["findings"].append(f.to_json())
-        report["headline"]["failures"] += 1
-        report["headline"]["failures_by_kind"]["integrity"] += 1
-    extra = None
-    if compare:
-        summary, cfind, extra = summarize_questions(compare)
-        report["compare"] = {k: summary[k] for k in ("file", "questions", "targets", "areas", "labels_verified_share",
-                                                     "without_image_size")}
-        # reference data: its findings are shown, never fail --strict on the dataset
-        report["findings"] += [Finding(f.kind, f.split, f.file, f.message, strict=False).to_json() for f in cfind]
-        report["headline"]["informational"] += len(cfind)
-    return report, dataset_pictures(src, scans, rows, splits, extra and {Path(compare).name: extra["area_grid"]})
-
-
-def _worst(checks: list[BalanceCheck]) -> float | None:
-    """Largest enforced ratio; an empty cell counts only where it breaks its rule (a mean below one allows it)."""
-    enforced = [c for c in checks if c.strict and c.ok is not None]
-    if any(c.ratio is None and not c.ok for c in enforced):
-        return None
-    ratios = [c.ratio for c in enforced if c.ratio is not None]
-    return max(ratios) if ratios else None
-
-
-def dataset_pictures(src: Source, scans, rows, splits, compare: dict | None = None) -> dict[str, bytes]:
-    cfg = src.cfg
-    figs: dict[str, bytes] = {}
-    if not any(rows.values()):
-        return figs
-    rows_ = {s: r for s, r in rows.items() if r}
-    figs["areas"] = pictures.heatmaps({s: area_grid(r) for s, r in rows_.items()} | (compare or {}),
-                                      "targets per area (from each target's mask)",
-                                      xlabels=["left", "center", "right"], ylabels=["top", "center", "bottom"])
-    figs["cells"] = pictures.heatmaps({s: cell_grid(r, cfg.grid.rows, cfg.grid.cols) for s, r in rows_.items()},
-                                      "targets per placement cell (planned_cell)")
-    per_split = {s: {k: v["counts"] for k, v in splits[s]["counts"]["targets"].items() if k not in ("cell", "area")}
-                 for s in rows_}
-    for s in per_split:
-        per_split[s]["answer (area9)"] = {a: splits[s]["counts"]["targets"]["area"]["counts"].get(a, 0) for a in AREAS}
-    figs["factors"] = pictures.factor_bars(per_split, "targets per factor level")
-    idx = {s: {f"option index ({t})": v.get("option_index", {}) for t, v in splits[s]["answers"].items()
-               if v.get("option_index")} for s in rows_}
-    if any(idx.values()):
-        figs["options"] = pictures.factor_bars(idx, "position of the correct option in the shuffled options")
-    vis = {s: splits[s]["visibility"]["histogram"]["counts"] for s in rows_}
-    edges = next(iter(splits.values()))["visibility"]["histogram"]["edges"]
-    figs["visibility"] = pictures.histogram(vis, edges, "visible share of every object", "visible share")
-    samples = []
-    for s, r in rows_.items():
-        step = max(1, len(r) // 4)
-        for rec in r[::step][:4]:
-            t = rec.objects[0]
-            samples.append({"image": rec.image, "objects": [{"bbox": o.mask_box, "role": o.role}
-                                                             for o in rec.objects],
-                            "caption": [f"{s} {rec.id}: " + " ".join(
-                                str(getattr(t, k)) for k in ("size", "color", "material", "shape") if getattr(t, k)),
-                                        f"-> {t.mask_area}"]})
-    grid = pictures.sample_grid(samples, src.root)
-    if grid:
-        figs["samples"] = grid
-    return figs
+    reference = summarize_questions(compare) if compare else None
+    checks = run_checks(src, scans, rows, max_ratio, reference)
+    splits = {split: split_summary(src, split, scans[split], rows[split], checks) for split in scans}
+    report = dataset_report(src, max_ratio, splits, checks, reference)
+    compared = {Path(compare).name: reference.area_grid} if reference else None
+    return report, dataset_pictures(src, rows, splits, compared)
 
 
 def strict_lines(report: dict, limit: int = 20) -> list[str]:
@@ -219,4 +95,4 @@ def strict_lines(report: dict, limit: int = 20) -> list[str]:
     return lines
 
 
-__all__ = ["audit_path", "audit_dataset", "strict_lines", "InputError"]
+__all__ = ["InputError", "audit_dataset", "audit_path", "strict_lines"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..labels import AREAS, LABELS
+from ..questions import QuestionRecord
 from .balance import count_levels, figures
 from .scan import ATTRS, SceneObject, SceneRecord
 from .source import Source
@@ -87,7 +88,7 @@ def table(items: list[dict], a: str, b: str, levels: dict) -> dict:
             "empty": [f"{level_name(x)} / {level_name(y)}" for x in ca for y in cb if not c.get((x, y))]}
 
 
-def answers_section(questions: list, cfg) -> dict:
+def answers_section(questions: list[QuestionRecord]) -> dict:
     """Answer counts per task and the correct option's index in the shuffled options."""
     out = {}
     by_task = defaultdict(list)
