@@ -1,5 +1,5 @@
-"""The pieces a report's text is made of (heading, paragraph, bullet list, table, picture), each written as
-Markdown or as HTML: report.md and report.html come from one list of blocks. Imports nothing of ours."""
+"""The pieces a report's text is made of (heading, paragraph, bullet list, table, picture) and their two
+writers, Markdown and HTML: report.md and report.html come from one list of blocks. Imports nothing of ours."""
 from __future__ import annotations
 
 import base64
@@ -18,52 +18,21 @@ class Heading:
     level: int
     text: str
 
-    def markdown(self) -> str:
-        return f"{'#' * self.level} {self.text}\n"
-
-    def html(self) -> str:
-        return f"<h{self.level}>{html.escape(self.text)}</h{self.level}>"
-
 
 @dataclass(frozen=True)
 class Paragraph:
     text: str
-
-    def markdown(self) -> str:
-        return f"{self.text}\n"
-
-    def html(self) -> str:
-        return f"<p>{html.escape(self.text)}</p>"
 
 
 @dataclass(frozen=True)
 class Bullets:
     lines: list[str]
 
-    def markdown(self) -> str:
-        return "\n".join(f"- {line}" for line in self.lines) + "\n"
-
-    def html(self) -> str:
-        return "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in self.lines) + "</ul>"
-
 
 @dataclass(frozen=True)
 class Table:
     head: list
     rows: list[list]
-
-    def markdown(self) -> str:
-        def cell(v) -> str:
-            return str(v).replace("|", "\\|")
-        return "\n".join(["| " + " | ".join(cell(h) for h in self.head) + " |", "|" + "---|" * len(self.head)]
-                         + ["| " + " | ".join(cell(v) for v in r) + " |" for r in self.rows]) + "\n"
-
-    def html(self) -> str:
-        e = html.escape
-        head = "".join(f"<th>{e(str(h))}</th>" for h in self.head)
-        rows = "".join("<tr>" + "".join(f"<td class='{_cls(v)}'>{e(str(v))}</td>" for v in r) + "</tr>"
-                       for r in self.rows)
-        return f"<table><tr>{head}</tr>{rows}</table>"
 
 
 @dataclass(frozen=True)
@@ -72,28 +41,54 @@ class Picture:
     caption: str
     png: bytes      # inlined in report.html
 
-    def markdown(self) -> str:
-        return f"![{self.caption}](figures/{self.name}.png)\n\n*{self.caption}*\n"
-
-    def html(self) -> str:
-        e = html.escape
-        data = base64.b64encode(self.png).decode("ascii")
-        return (f"<figure><img alt='{e(self.name)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{e(self.caption)}</figcaption></figure>")
-
 
 Block = Heading | Paragraph | Bullets | Table | Picture
 
 
 def to_markdown(blocks: list[Block]) -> str:
-    return "\n".join(b.markdown() for b in blocks)
+    return "\n".join(_texts(b)[0] for b in blocks)
 
 
 def to_html(blocks: list[Block], title: str) -> str:
     """A self-contained page: style inline, pictures as base64 data URIs."""
     head = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>")
-    return "\n".join([head, *(b.html() for b in blocks), "</body></html>"])
+    return "\n".join([head, *(_texts(b)[1] for b in blocks), "</body></html>"])
+
+
+def _texts(block: Block) -> tuple[str, str]:
+    """(Markdown, HTML) of one block, side by side so that the two files always say the same."""
+    e = html.escape
+    match block:
+        case Heading(level, text):
+            return f"{'#' * level} {text}\n", f"<h{level}>{e(text)}</h{level}>"
+        case Paragraph(text):
+            return f"{text}\n", f"<p>{e(text)}</p>"
+        case Bullets(lines):
+            return ("\n".join(f"- {line}" for line in lines) + "\n",
+                    "<ul>" + "".join(f"<li>{e(x)}</li>" for x in lines) + "</ul>")
+        case Table(head, rows):
+            return _table_markdown(head, rows), _table_html(head, rows)
+        case Picture(name, caption, png):
+            data = base64.b64encode(png).decode("ascii")
+            figure = (f"<figure><img alt='{e(name)}' src='data:image/png;base64,{data}'>"
+                      f"<figcaption>{e(caption)}</figcaption></figure>")
+            return f"![{caption}](figures/{name}.png)\n\n*{caption}*\n", figure
+    raise TypeError(f"not a report block: {block!r}")
+
+
+def _table_markdown(head: list, rows: list[list]) -> str:
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|")
+    return "\n".join(["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]) + "\n"
+
+
+def _table_html(head: list, rows: list[list]) -> str:
+    e = html.escape
+    cells = "".join(f"<th>{e(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td class='{_cls(v)}'>{e(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
 
 
 def _cls(v) -> str:

@@ -45,20 +45,22 @@ class ImageCheck:
 
 @dataclass
 class SceneObject:
-    """An object as its scene record gives it (first the recorded fields), then what its mask says."""
+    """An object as its scene record gives it (first the recorded fields), then what its mask says. The
+    recorded fields are typed as written by the renderer; a damaged file may hold anything there, which is
+    what the checks report."""
     id: Any = None
-    role: Any = None
-    shape: Any = None
-    display: Any = None
-    color: Any = None
-    size: Any = None
-    material: Any = None
-    planned_cell: Any = None
-    cell: Any = None
-    area: Any = None
-    bbox: Any = None
-    visible_pixels: Any = None
-    visible_share: Any = None
+    role: str | None = None
+    shape: str | None = None
+    display: str | None = None
+    color: str | None = None
+    size: str | None = None
+    material: str | None = None
+    planned_cell: list[int] | None = None
+    cell: list[int] | None = None
+    area: str | None = None
+    bbox: list[float] | None = None
+    visible_pixels: int | None = None
+    visible_share: float | None = None
     seg_digest: str | None = None              # digest of the recorded RLE, compared with the COCO file's
     mask_error: str | None = None              # why the RLE does not decode
     mask_shape: list[int] | None = None        # (height, width)
