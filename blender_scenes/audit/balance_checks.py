@@ -1,6 +1,6 @@
 """The balance checks: every promise of the design judged on the counts recounted from disk. Per split and
 subset (exhaustive: every count equal where a split holds a whole subset; otherwise within one), the correct
-option's position per task, and the whole design over all splits. Imports nothing of the audit above balance,
+option's position per task, and the whole design over all splits. Of the audit it imports only balance,
 sections, scan, source and findings."""
 from __future__ import annotations
 

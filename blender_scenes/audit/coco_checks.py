@@ -1,7 +1,7 @@
 """Checks of annotations/{split}.json against the scene records: it loads through the project's one COCO
 reader (blender_scenes.cocofile) and holds the records' images and objects: boxes, masks (the same RLE), pixel
-areas, categories, colours, sizes and area labels. Bad data is reported as findings, never raised. Imports
-nothing of the audit above scan, source and findings."""
+areas, categories, colours, sizes and area labels. Bad data is reported as findings, never raised. Of the
+audit it imports only scan, source and findings."""
 from __future__ import annotations
 
 from dataclasses import dataclass

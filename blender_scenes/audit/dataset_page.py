@@ -1,6 +1,6 @@
 """The page of a dataset audit, as blocks, one function per section: the design, the headline, a compared
 question file, findings, balance, each split (files, labels, counts, area tables, answers, mask fill) and split
-hygiene. Read from the report's JSON form; imports nothing of the audit above page and blocks."""
+hygiene. Read from the report's JSON form; of the audit it imports only page, blocks, balance."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,7 +63,8 @@ def _compare_blocks(report: dict) -> list[Block]:
                for a in c["areas"]["counts"]}
     return [
         Heading(2, f"Compared with {name}"),
-        Table(["area", "dataset targets", f"{name} targets"], [[a, dataset[a], n] for a, n in c["areas"]["counts"].items()]),
+        Table(["area", "dataset targets", f"{name} targets"],
+              [[a, dataset[a], n] for a, n in c["areas"]["counts"].items()]),
         Paragraph(f"{c['targets']} targets in {c['questions']} questions; area ratio "
                   f"{fmt_ratio(c['areas']['ratio'])}, chi-square against uniform p = {num(c['areas']['p'])}; "
                   f"answers equal to the label of their box: "

@@ -1,6 +1,6 @@
 """The report of a dataset audit in its JSON form: every check run on the scanned scenes, the figures of each
-split, the headline and the top-level fields. Imports the checks and sections; nothing of run, report or
-pictures."""
+split, the headline and the top-level fields. Of the audit it imports the checks, sections, scan, source,
+findings and questionfile; never run or the pages."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

@@ -1,6 +1,6 @@
 """Which pictures a dataset report shows, and the numbers behind each: area and cell maps per split, bars per
 factor and per option position, the visibility histogram, a grid of sample images. pictures.py draws them.
-Imports nothing of the audit above pictures, sections, scan and source."""
+Of the audit it imports only pictures, sections, scan and source."""
 from __future__ import annotations
 
 from ..labels import AREAS

@@ -1,6 +1,6 @@
 """Split hygiene: held-out combinations absent from train/val (scene records, question targets and COCO
 annotations), no image path in two splits, no identical pixels in two splits; identical images listed.
-Bad data is reported as findings, never raised. Imports nothing of the audit above scan, source and findings."""
+Bad data is reported as findings, never raised. Of the audit it imports only scan, source and findings."""
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,6 +1,6 @@
 """What every report page is made of besides its own sections: number formats, the findings by kind, answers
-per task and the pictures with their captions. Read from the report's JSON form; imports nothing of the audit
-above balance and blocks."""
+per task and the pictures with their captions. Read from the report's JSON form; of the audit it imports
+only balance and blocks."""
 from __future__ import annotations
 
 from .balance import fmt_ratio

@@ -1,6 +1,6 @@
 """Checks of questions/{split}.jsonl against the scene records: the same questions, answers, options, images,
 boxes and target attributes, and every answer equal to the label of the target's mask. Bad data is reported as
-findings, never raised. Imports nothing of the audit above scan, source and findings."""
+findings, never raised. Of the audit it imports only scan, source and findings."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """The page of a question-file audit, as blocks: headline, areas, answers per task, categories, findings and
-pictures. Read from the report's JSON form; imports nothing of the audit above page and blocks."""
+pictures. Read from the report's JSON form; of the audit it imports only page, blocks, balance."""
 from __future__ import annotations
 
 from pathlib import Path

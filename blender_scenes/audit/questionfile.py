@@ -1,7 +1,7 @@
 """The audit of one question file (*.jsonl, e.g. COCO questions from the evaluation package): what can be
 known without scenes: target area distribution, answers per task and whether each equals the label of its
 box, the correct option's index, counts per category. Image sizes come from target fields or image headers.
-Imports nothing of the audit above pictures, balance and findings."""
+Of the audit it imports only pictures, balance and findings."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict

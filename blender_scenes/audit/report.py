@@ -1,6 +1,6 @@
 """The report files: report.json (everything), report.md (tables, pictures as PNG files beside it) and a
 self-contained report.html (pictures inlined as base64 data URIs). Both texts come from one list of blocks, the
-page of a dataset or of a question file. Imports nothing of the audit above the pages and blocks."""
+page of a dataset or of a question file. Of the audit it imports only the pages and blocks."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Read one scene from disk: its JSON record, its image (decoded, hashed) and every object's mask, measured
 again from the RLE. Runs in worker processes, so it takes and returns plain dataclasses (picklable) and imports
-nothing of the audit but this file."""
+nothing of the audit: a worker loads only this module."""
 from __future__ import annotations
 
 import hashlib

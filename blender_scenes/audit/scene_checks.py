@@ -1,7 +1,7 @@
 """Checks of each scanned scene against the plan and its own pixels: its files exist and decode at the declared
 size, its record matches the plan, each object's mask gives the recorded box, pixel count and area, and each
-target's answers equal the labels of its mask's box. Bad data is reported as findings, never raised. Imports
-nothing of the audit above scan, source and findings."""
+target's answers equal the labels of its mask's box. Bad data is reported as findings, never raised. Of the
+audit it imports only scan, source and findings."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,6 +1,6 @@
 """The report's sections of one split: counts of every factor level (targets and all objects), two-way tables
 of area against each other factor, answers per task, the correct option's index, visibility, mask fill; and
-the grids the pictures draw. Pure functions of the scanned records; imports nothing of the audit above
+the grids the pictures draw. Pure functions of the scanned records; of the audit it imports only
 balance, scan and source."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the audit compares the disk against: the manifest's config and job, and the plan stored with the
 dataset (re-planned from the config for datasets that predate stored plans). The manifest's counts and
-status are never trusted; only its config and job are read."""
+status are never trusted; only its config and job are read. Imports nothing of the audit."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
