@@ -1,10 +1,11 @@
 """Balance figures of counts: max/min ratio, spread, empty levels, a chi-square test against uniform, and the
-bound a design promises (exact for exhaustive designs, within one for balanced ones). Pure functions."""
+bound a design promises (exact for exhaustive designs, within one for balanced ones). Pure functions; imports
+nothing of the audit. scipy is imported inside `figures`, where a chi-square is computed: it is heavy."""
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 
 def count_levels(values: Iterable[Hashable], levels: Sequence[Hashable]) -> dict:

@@ -1,7 +1,8 @@
-"""A finding: one failed check, named by kind, split and file, with a one-line message."""
+"""A finding: one failed check, named by kind, split and file, with a one-line message. Imports nothing of ours."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 KINDS = ("integrity", "labels", "hygiene", "balance")
 
@@ -20,3 +21,8 @@ class Finding:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def reader_message(err: Exception, path: Path) -> str:
+    """A reader's one-line error less the file name it starts with: the finding names the file itself."""
+    return str(err).removeprefix(f"{path}").lstrip(": ")

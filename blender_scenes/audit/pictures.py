@@ -1,33 +1,41 @@
 """The report's pictures as PNG bytes: area and placement-cell heatmaps, bar charts per factor, a visibility
-histogram and a grid of sample images with their boxes and labels drawn. matplotlib (Agg) and OpenCV only."""
+histogram and a grid of sample images with their boxes and labels drawn. matplotlib (through
+blender_scenes.plots, which imports it on first use) and OpenCV only; nothing of the audit."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from ..plots import pyplot
 
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+@dataclass(frozen=True)
+class Sample:
+    """One image of the sample grid: its file (relative to the dataset root), each object's box and role
+    (None: nothing to draw), and up to two caption lines."""
+    image: str
+    boxes: list[tuple[list[float] | None, str]]
+    caption: list[str]
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
 def heatmaps(grids: dict[str, list[list[int]]], title: str, annotate: bool = True,
              xlabels=None, ylabels=None) -> bytes:
     """One heatmap per split (key), counts written in the cells."""
-    plt = _plt()
+    plt = pyplot()
     n = max(1, len(grids))
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False, layout="constrained")
     for ax, (name, grid) in zip(axes[0], grids.items()):
@@ -47,7 +55,7 @@ def heatmaps(grids: dict[str, list[list[int]]], title: str, annotate: bool = Tru
 
 def factor_bars(per_split: dict[str, dict[str, dict[str, int]]], title: str) -> bytes:
     """per_split[split][factor] = {level: count}: one panel per factor, bars grouped by split."""
-    plt = _plt()
+    plt = pyplot()
     factors = list(dict.fromkeys(f for d in per_split.values() for f in d))
     n = max(1, len(factors))
     cols = min(3, n)
@@ -72,9 +80,9 @@ def factor_bars(per_split: dict[str, dict[str, dict[str, int]]], title: str) -> 
 
 
 def histogram(per_split: dict[str, list[int]], edges: list[float], title: str, xlabel: str) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
-    labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
+    labels = [f"{a:g}-{b:g}" for a, b in pairwise(edges)]
     x = np.arange(len(labels))
     w = 0.8 / max(1, len(per_split))
     for i, (s, counts) in enumerate(per_split.items()):
@@ -87,13 +95,12 @@ def histogram(per_split: dict[str, list[int]], edges: list[float], title: str, x
     return _png(fig)
 
 
-def sample_grid(samples: list[dict], root: Path, tile: int = 240, columns: int = 4) -> bytes | None:
-    """samples: {image, split, objects: [{bbox, role, label}]}; boxes drawn in green (target) and orange
-    (others), the target's label written under each image."""
-    import cv2
+def sample_grid(samples: list[Sample], root: Path, tile: int = 240, columns: int = 4) -> bytes | None:
+    """The samples' images with their boxes drawn in green (target) and orange (others), the caption (the
+    target's label) written under each image."""
     tiles = []
     for s in samples:
-        img = cv2.imread(str(root / s["image"]), cv2.IMREAD_COLOR)
+        img = cv2.imread(str(root / s.image), cv2.IMREAD_COLOR)
         if img is None:
             continue
         h, w = img.shape[:2]
@@ -101,14 +108,14 @@ def sample_grid(samples: list[dict], root: Path, tile: int = 240, columns: int =
         img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_NEAREST)
         canvas = np.full((tile + 34, tile, 3), 255, np.uint8)
         canvas[:img.shape[0], :img.shape[1]] = img
-        for o in reversed(s["objects"]):   # target drawn last, on top
-            if not o.get("bbox"):
+        for box, role in reversed(s.boxes):   # target drawn last, on top
+            if not box:
                 continue
-            x, y, bw, bh = (v * scale for v in o["bbox"])
-            color = (0, 220, 0) if o["role"] == "target" else (0, 140, 255)
-            cv2.rectangle(canvas, (int(x), int(y)), (int(round(x + bw)) - 1, int(round(y + bh)) - 1), color,
-                          2 if o["role"] == "target" else 1)
-        for i, line in enumerate(s["caption"][:2]):
+            x, y, bw, bh = (v * scale for v in box)
+            color = (0, 220, 0) if role == "target" else (0, 140, 255)
+            cv2.rectangle(canvas, (int(x), int(y)), (round(x + bw) - 1, round(y + bh) - 1), color,
+                          2 if role == "target" else 1)
+        for i, line in enumerate(s.caption[:2]):
             cv2.putText(canvas, line[:36], (3, tile + 13 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
                         cv2.LINE_AA)
         tiles.append(canvas)

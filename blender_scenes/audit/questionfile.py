@@ -1,10 +1,14 @@
 """The audit of one question file (*.jsonl, e.g. COCO questions from the evaluation package): what can be
 known without scenes: target area distribution, answers per task and whether each equals the label of its
-box, the correct option's index, counts per category. Image sizes come from target fields or image headers."""
+box, the correct option's index, counts per category. Image sizes come from target fields or image headers.
+Of the audit it imports only pictures, balance and findings."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from ..labels import AREAS, LABELS, area_of_box, label_of_box
 from ..questions import QuestionRecord, read_questions, resolve_image
@@ -24,46 +28,88 @@ def image_size(q: QuestionRecord, path: Path, cache: dict) -> tuple[int, int] | 
     image = resolve_image(q, path)
     if image not in cache:
         try:
-            from PIL import Image   # reads the header only
-            with Image.open(image) as im:
+            with Image.open(image) as im:   # reads the header only
                 cache[image] = im.size
         except (OSError, ValueError):
             cache[image] = None
     return cache[image]
 
 
-def summarize_questions(path: str | Path) -> tuple[dict, list[Finding], dict]:
+@dataclass(frozen=True)
+class Target:
+    """One distinct target of the file: (image, box) counted once, however many questions ask about it."""
+    area: str
+    category: str
+
+
+@dataclass
+class AnswerTally:
+    """What the boxes say of a question file's answers."""
+    targets: dict[tuple, Target] = field(default_factory=dict)   # (image, box) -> target
+    checked: int = 0      # answers whose box and image size are known
+    verified: int = 0     # of those, answers equal to the label of their box
+    unsized: int = 0      # records without a box or an image size: not checked
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class QuestionFileSummary:
+    summary: dict                  # the report's figures of the file (JSON)
+    findings: list[Finding]
+    area_grid: list[list[int]]     # targets per area as a 3x3 grid, for the pictures
+
+
+def summarize_questions(path: str | Path) -> QuestionFileSummary:
     """Counts and checks of a question file; raises InputError when it cannot be read."""
     path = Path(path)
     records = read_questions(path)
-    findings: list[Finding] = []
+    tally = tally_answers(records, path)
+    areas = count_levels((t.area for t in tally.targets.values()), AREAS)
+    cats = Counter(t.category for t in tally.targets.values())
+    summary = {
+        "file": str(path), "questions": len(records), "targets": len(tally.targets),
+        "sources": dict(Counter(q.source for q in records)), "splits": dict(Counter(q.split for q in records)),
+        "labels_checked": tally.checked, "labels_verified": tally.verified,
+        "labels_verified_share": tally.verified / tally.checked if tally.checked else None,
+        "without_image_size": tally.unsized,
+        "areas": {"counts": areas, **figures(list(areas.values()))},
+        "categories": dict(cats.most_common()), "tasks": task_figures(records),
+    }
+    grid = [[areas[AREAS[3 * r + c]] for c in range(3)] for r in range(3)]
+    return QuestionFileSummary(summary, tally.findings, grid)
+
+
+def tally_answers(records: list[QuestionRecord], path: Path) -> AnswerTally:
+    """Each answer against the label of its box (where the image size is known), each answer among its options."""
+    tally = AnswerTally()
     cache: dict = {}
-    targets: dict[tuple, dict] = {}
-    by_task = defaultdict(list)
-    checked = verified = unsized = 0
     for line, q in enumerate(records, 1):
-        by_task[q.task].append(q)
         bbox = q.target.get("bbox")
         size = image_size(q, path, cache) if bbox else None
         if size is None:
-            unsized += 1
+            tally.unsized += 1
             continue
         W, H = size
-        key = (q.image, tuple(bbox))
-        targets.setdefault(key, {"area": area_of_box(bbox, W, H), "category": q.target.get("category", "?"),
-                                 "split": q.split})
-        checked += 1
+        tally.targets.setdefault((q.image, tuple(bbox)), Target(area_of_box(bbox, W, H),
+                                                               q.target.get("category", "?")))
+        tally.checked += 1
         want = label_of_box(bbox, W, H, q.task)
         if q.answer == want:
-            verified += 1
+            tally.verified += 1
         else:
-            findings.append(Finding("labels", q.split, f"{path.name}:{line}",
-                                    f"question {q.id}: answer {q.answer!r}, its box gives {want!r}"))
+            tally.findings.append(Finding("labels", q.split, f"{path.name}:{line}",
+                                          f"question {q.id}: answer {q.answer!r}, its box gives {want!r}"))
         if q.options and q.answer not in q.options:
-            findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
-                                    f"question {q.id}: answer {q.answer!r} is not among its options"))
-    areas = count_levels((t["area"] for t in targets.values()), AREAS)
-    cats = Counter(t["category"] for t in targets.values())
+            tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
+                                          f"question {q.id}: answer {q.answer!r} is not among its options"))
+    return tally
+
+
+def task_figures(records: list[QuestionRecord]) -> dict[str, dict]:
+    """Per task: questions, answer counts and their figures, the correct option's index."""
+    by_task = defaultdict(list)
+    for q in records:
+        by_task[q.task].append(q)
     tasks = {}
     for task, qs in by_task.items():
         c = count_levels((q.answer for q in qs), LABELS.get(task, ()))
@@ -75,19 +121,13 @@ def summarize_questions(path: str | Path) -> tuple[dict, list[Finding], dict]:
             entry["option_index"] = {str(i): n for i, n in idx.items()}
             entry["option_index_figures"] = figures(list(idx.values()))
         tasks[task] = entry
-    summary = {
-        "file": str(path), "questions": len(records), "targets": len(targets),
-        "sources": dict(Counter(q.source for q in records)), "splits": dict(Counter(q.split for q in records)),
-        "labels_checked": checked, "labels_verified": verified,
-        "labels_verified_share": verified / checked if checked else None, "without_image_size": unsized,
-        "areas": {"counts": areas, **figures(list(areas.values()))},
-        "categories": dict(cats.most_common()), "tasks": tasks,
-    }
-    return summary, findings, {"area_grid": [[areas[AREAS[3 * r + c]] for c in range(3)] for r in range(3)]}
+    return tasks
 
 
 def audit_question_file(path: Path) -> tuple[dict, dict]:
-    summary, findings, extra = summarize_questions(path)
+    """The report of a question file alone (no scenes) and its pictures."""
+    audited = summarize_questions(path)
+    summary, findings = audited.summary, audited.findings
     strict = [f for f in findings if f.strict]
     report = {"kind": "questions", "dataset": str(path), **summary,
               "headline": {"questions": summary["questions"], "targets": summary["targets"],
@@ -95,7 +135,7 @@ def audit_question_file(path: Path) -> tuple[dict, dict]:
                            "labels_verified_share": summary["labels_verified_share"],
                            "failures": len(strict), "informational": len(findings) - len(strict)},
               "findings": [f.to_json() for f in findings]}
-    figs = {"areas": pictures.heatmaps({path.name: extra["area_grid"]}, "targets per area (from each box)",
+    figs = {"areas": pictures.heatmaps({path.name: audited.area_grid}, "targets per area (from each box)",
                                        xlabels=["left", "center", "right"], ylabels=["top", "center", "bottom"])}
     bars = {path.name: {f"option index ({t})": v["option_index"] for t, v in summary["tasks"].items()
                         if v.get("option_index")}}

@@ -1,16 +1,15 @@
 """What the audit compares the disk against: the manifest's config and job, and the plan stored with the
 dataset (re-planned from the config for datasets that predate stored plans). The manifest's counts and
-status are never trusted; only its config and job are read."""
+status are never trusted; only its config and job are read. Imports nothing of the audit."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
-
 from ..config import SPLITS, DesignFile, SubsetConfig, parse_design
 from ..dataset import DatasetLayout, read_plan, select
+from ..errors import InputError
+from ..files import read_json
 from ..plan import SceneSpec, plan
 
 
@@ -55,12 +54,7 @@ def open_dataset(path: str | Path, assets: str | None = None) -> Source:
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: folder not found (expected a dataset rendered by scenes2real, "
                          f"or a question file *.jsonl)")
-    if not layout.manifest.is_file():
-        raise InputError(f"{layout.manifest}: file not found (expected a dataset rendered by scenes2real)")
-    try:
-        manifest = json.loads(layout.manifest.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{layout.manifest}: not valid JSON ({err})") from None
+    manifest = read_json(layout.manifest, "a dataset rendered by scenes2real")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
         raise InputError(f"{layout.manifest}: field 'config': expected the design config as an object")
     cfg = parse_design(manifest["config"], f"{layout.manifest} (config)", assets)
