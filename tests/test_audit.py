@@ -114,6 +114,20 @@ def test_intact_demo_passes_strict_and_counts_match_the_files(demo, tmp_path):
 
 
 @pytest.mark.bpy
+def test_the_stored_plan_is_audited_and_a_differing_replan_is_only_noted(demo, tmp_path, monkeypatch):
+    """The audit checks the disk against plan.json, not against what today's code would plan: a dataset made
+    by another version still passes, with an informational note."""
+    from blender_scenes.audit import source
+
+    today = source.plan
+    monkeypatch.setattr(source, "plan", lambda cfg: list(reversed(today(cfg))))
+    res, report = audit(demo, "--strict", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    notes = [f for f in report["findings"] if f["file"] == "plan.json"]
+    assert len(notes) == 1 and not notes[0]["strict"] and "plan this design differently" in notes[0]["message"]
+
+
+@pytest.mark.bpy
 def test_exhaustive_heldout_design_has_ratio_one_where_a_split_holds_a_whole_subset(heldout, tmp_path):
     res, report = audit(heldout, "--strict", "--json", "--out", str(tmp_path / "r"))
     assert res.exit_code == 0, res.output

@@ -55,8 +55,9 @@ def _housekeeping_findings(src: Source) -> list[Finding]:
     out = [Finding("integrity", None, str(p.relative_to(src.root)), "leftover temporary file of an interrupted write "
                    "(safe to delete)", strict=False) for p in sorted(src.root.glob("*/**/.*.tmp"))]
     if src.replan_differs:
-        out.append(Finding("integrity", None, "plan.json", "today's code would plan this design differently (another "
-                           "version of scenes2real, numpy or Python); the stored plan is the one audited", strict=False))
+        out.append(Finding("integrity", None, "plan.json", "today's code would plan this design differently "
+                           "(another version of scenes2real, numpy or Python); the stored plan is the one audited",
+                           strict=False))
     return out
 
 

@@ -107,7 +107,8 @@ def sheet_cmd(out, tile, columns, names, assets_dir):
 @assets_group.command("import-pybullet")
 @click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
               help="A pybullet wheel already downloaded (default: pip download pybullet).")
-@click.option("--dest", type=click.Path(file_okay=False), help="Library folder to write [default: the shipped library].")
+@click.option("--dest", type=click.Path(file_okay=False),
+              help="Library folder to write [default: the shipped library].")
 def import_pybullet_cmd(wheel, dest):
     """(Re)build the shipped real objects from pybullet's pybullet_data (zlib), with their manifest entries."""
     from blender_scenes.assets.importer import import_pybullet

@@ -83,8 +83,10 @@ def compare_cmd(run_dirs, out_dir):
 
 
 @click.command("evaluate")
-@click.option("--model", required=True, help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
-@click.option("--adapter", type=click.Path(file_okay=False), default=None, help="A peft (LoRA) adapter folder to apply.")
+@click.option("--model", required=True,
+              help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
+@click.option("--adapter", type=click.Path(file_okay=False), default=None,
+              help="A peft (LoRA) adapter folder to apply.")
 @click.option("--questions", "questions_path", required=True, type=click.Path(dir_okay=False),
               help="Question file (.jsonl question records).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
