@@ -3,32 +3,15 @@ folder, with --limit/--split, or one scene from its record; user assets and bad 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.processes import ROOT, cli, kill_when_rendered, ok
+
 pytestmark = pytest.mark.bpy
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    """`scenes2real ...` of the code under test, in its own process group (so a kill takes its workers)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "scenes2real", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, start_new_session=True)
-
-
-def ok(*args: str, **kw) -> str:
-    proc = cli(*args, **kw)
-    out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out
-    return out
 
 
 def files(root: Path, prefix: str = "") -> dict[str, bytes]:
@@ -52,12 +35,7 @@ def civet(tmp_path_factory) -> Path:
 def test_killed_and_resumed_civet_equals_the_whole_run(civet, tmp_path):
     out = tmp_path / "killed"
     proc = cli("render", "--preset", "civet", "--out", str(out), "--workers", "2", "--quiet")
-    deadline = time.time() + 300
-    while len(list(out.glob("scenes/*/*.json"))) < 1500 and time.time() < deadline:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = len(list(out.glob("scenes/*/*.json")))
+    done = kill_when_rendered(proc, out, 1500)
     assert 1500 <= done < 5508, done
     log = ok("render", "--preset", "civet", "--out", str(out), "--resume", "--quiet")
     assert f"({done} already done)" in log

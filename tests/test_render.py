@@ -3,11 +3,6 @@ whole Blender render, resume after a kill, shards, 3D placement and Cycles."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -21,6 +16,7 @@ from blender_scenes.labels import area_of_box, area_of_cell, label_of_box
 from blender_scenes.measure import decode_mask
 from blender_scenes.plan import plan
 from blender_scenes.questions import read_questions
+from tests.processes import ROOT, cli, kill_when_rendered, ok
 
 pytestmark = pytest.mark.bpy
 SPLITS = ("train", "val", "test")
@@ -125,36 +121,22 @@ def test_composite_equals_a_whole_blender_render():
         assert (diff > 0).sum() <= 20   # a handful of edge pixels, out of 336 x 336
 
 
-def _render_cli(args: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scenes2real", "render", *args, "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
-
-
 def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path):
     # whole renders (no compositing) make each scene slow enough to kill the job in the middle
-    cfg_text = (Path(__file__).parents[1] / "blender_scenes/presets/demo.toml").read_text()
+    cfg_text = (ROOT / "blender_scenes/presets/demo.toml").read_text()
     cfg_text = cfg_text.replace('samples = 8', 'samples = 8\ncomposite = false')
     config = tmp_path / "demo-whole.toml"
     config.write_text(cfg_text)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    assert _render_cli([str(config), "--out", str(ref)]).wait(timeout=300) == 0
-
-    proc = _render_cli([str(config), "--out", str(killed), "--workers", "2"])
-    deadline = time.time() + 120
-    while len(list(killed.glob("scenes/*/*.json"))) < 15 and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = len(list(killed.glob("scenes/*/*.json")))
+    ok("render", config, "--out", ref, "--quiet")
+    done = kill_when_rendered(cli("render", config, "--out", killed, "--workers", "2", "--quiet"), killed, 15, 120)
     assert 15 <= done < 54, done
 
-    again = _render_cli([str(config), "--out", str(killed)])   # without --resume: refused
-    out = again.communicate(timeout=60)[0].decode()
+    again = cli("render", config, "--out", killed, "--quiet")   # without --resume: refused
+    out = again.communicate(timeout=60)[0]
     assert again.returncode == 2 and "use --resume" in out
-    resumed = _render_cli([str(config), "--out", str(killed), "--resume"])
-    out = resumed.communicate(timeout=300)[0].decode()
-    assert resumed.returncode == 0, out
-    assert f"({done} already done)" in out or "already done" in out
+    out = ok("render", config, "--out", killed, "--resume", "--quiet")
+    assert f"({done} already done)" in out
     assert not list(killed.rglob(".*.tmp"))   # what the killed run was writing is gone
     a, b = dataset_files(ref), dataset_files(killed)
     assert a.keys() == b.keys()
