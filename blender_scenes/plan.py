@@ -215,6 +215,36 @@ def _greedy(gid: np.ndarray, strata: np.ndarray, weights: np.ndarray, cap: np.nd
     return part
 
 
+def _best_swap(gid: np.ndarray, strata: np.ndarray, part: np.ndarray, cand: np.ndarray, s: int, too_many: bool,
+               up: np.ndarray, down: np.ndarray, rng: random.Random) -> tuple[int, int, int, int, int] | None:
+    """The swap that lowers the weighted violation most: a row of `cand` moves between part `s` and another
+    part, and a row of the same stratum moves the other way. (change, i, from, to, j), or None."""
+    n_groups, n_parts = up.shape
+    move = None
+    for other in range(n_parts):
+        a, b = (s, other) if too_many else (other, s)   # a row of cand goes a -> b, its partner b -> a
+        if other == s:
+            continue
+        for t in np.unique(strata[cand]).tolist():
+            rows_i = cand[(part[cand] == a) & (strata[cand] == t)]
+            rows_j = np.flatnonzero((part == b) & (strata == t))
+            if not len(rows_i) or not len(rows_j):
+                continue
+            wi, wj = down[:, a] + up[:, b], down[:, b] + up[:, a]
+            g_j = gid[rows_j]
+            base = wj[g_j].sum(1)
+            shared = np.zeros(n_groups, np.int64)   # a group both rows are in does not change
+            for i in rows_i.tolist():
+                shared[gid[i]] = wi[gid[i]] + wj[gid[i]]
+                delta = base - shared[g_j].sum(1) + wi[gid[i]].sum()
+                shared[gid[i]] = 0
+                low = int(delta.min())
+                if move is None or low < move[0]:
+                    ties = rows_j[delta == low]
+                    move = (low, i, a, b, int(ties[rng.randrange(len(ties))]))
+    return move
+
+
 def _search(gid: np.ndarray, strata: np.ndarray, lo: np.ndarray, hi: np.ndarray, part: np.ndarray,
             rng: random.Random) -> tuple[np.ndarray, int]:
     """Swap the parts of two rows of one stratum (totals stay exact) until every group is within its bounds,
@@ -247,28 +277,7 @@ def _search(gid: np.ndarray, strata: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         cand = rows_of[g][(part[rows_of[g]] == s) == too_many]   # rows whose move would mend (g, s)
         if len(cand) > _CANDIDATES:
             cand = cand[sorted(rng.sample(range(len(cand)), _CANDIDATES))]
-        move = None
-        for other in range(n_parts):
-            a, b = (s, other) if too_many else (other, s)   # a row of cand goes a -> b, its partner b -> a
-            if other == s:
-                continue
-            for t in np.unique(strata[cand]).tolist():
-                rows_i = cand[(part[cand] == a) & (strata[cand] == t)]
-                rows_j = np.flatnonzero((part == b) & (strata == t))
-                if not len(rows_i) or not len(rows_j):
-                    continue
-                wi, wj = down[:, a] + up[:, b], down[:, b] + up[:, a]
-                g_j = gid[rows_j]
-                base = wj[g_j].sum(1)
-                shared = np.zeros(n_groups, np.int64)   # a group both rows are in does not change
-                for i in rows_i.tolist():
-                    shared[gid[i]] = wi[gid[i]] + wj[gid[i]]
-                    delta = base - shared[g_j].sum(1) + wi[gid[i]].sum()
-                    shared[gid[i]] = 0
-                    low = int(delta.min())
-                    if move is None or low < move[0]:
-                        ties = rows_j[delta == low]
-                        move = (low, i, a, b, int(ties[rng.randrange(len(ties))]))
+        move = _best_swap(gid, strata, part, cand, s, too_many, up, down, rng)
         if move is None or move[0] >= 0:   # a local minimum: make what is still violated weigh more
             weight += viol > 0
             minima += 1
