@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout: python bench/audit.py
+
+from bench.provenance import provenance  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
         "bench": "audit", "dataset": str(path), "scenes": h["scenes"], "images": h["images"],
         "seconds": round(seconds, 2), "images_per_s": round(h["images"] / seconds, 1),
         "labels_verified_share": h["labels_verified_share"], "failures": h["failures"],
-        "workers": args.workers, "cpus": os.cpu_count(), "render_seconds": render_seconds,
+        "workers": args.workers, "render_seconds": render_seconds, **provenance(seed=0),
     }, indent=2))
 
 

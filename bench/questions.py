@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SIZES))
     parser.add_argument("--tasks", default="area9")
     args = parser.parse_args()
+    from bench.provenance import provenance
     from tests.coco_fixtures import write_random_instances
 
     results = {"tasks": args.tasks}
@@ -67,7 +68,7 @@ def main() -> None:
                           output_mb=round(out.stat().st_size / 2**20, 1))
             results[name] = result
             instances.unlink()
-    print(json.dumps(results, indent=2))
+    print(json.dumps({"bench": "questions", **results, **provenance(seed=0)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -4,20 +4,24 @@ the share of worker time spent outside Blender's render call, and the peak memor
     python bench/render.py                      # civet (whole, 5,508 scenes), solid (96), clevr (8)
     python bench/render.py --preset solid --scenes 200
 
-Prints one JSON object. Targets (issue 3): civet whole in <= 60 s with 2 workers; solid >= 4 scenes/s
-with 2 workers; clevr: share outside the render call <= 10%, 2 workers >= 1.7x one worker."""
+Prints one JSON object (with the command, seed and versions: keep it in bench/results/render.json).
+Targets (issue 3): civet whole in <= 60 s with 2 workers; solid >= 4 scenes/s with 2 workers; clevr: share
+outside the render call <= 10%, 2 workers >= 1.7x one worker."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from blender_scenes.batch import run
-from blender_scenes.config import load_preset
-from blender_scenes.plan import plan
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout: python bench/render.py
+
+from bench.provenance import provenance  # noqa: E402
+from blender_scenes.batch import run  # noqa: E402
+from blender_scenes.config import load_preset  # noqa: E402
+from blender_scenes.plan import plan  # noqa: E402
 
 DEFAULT = {"civet": None, "solid": 96, "clevr": 8}   # scenes per job (None = the whole preset)
 
@@ -42,14 +46,14 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, help="scenes per job (default: whole civet, 96 solid, 8 clevr)")
     args = ap.parse_args()
     presets = args.preset or list(DEFAULT)
-    out = {"machine": {"cores": os.cpu_count(), "python": platform.python_version()}, "presets": {}}
+    out = {"bench": "render", "presets": {}}
     for preset in presets:
         n = args.scenes if args.scenes is not None else DEFAULT.get(preset, 48)
         one, two = job(preset, n, 1), job(preset, n, 2)
         out["presets"][preset] = {"one_worker": one, "two_workers": two,
                                   "speedup_2_vs_1": round(two["scenes_per_s"] / one["scenes_per_s"], 2)}
         print(json.dumps({preset: out["presets"][preset]}), flush=True)
-    print(json.dumps(out, indent=2))
+    print(json.dumps({**out, **provenance(seed=0)}, indent=2))
 
 
 if __name__ == "__main__":
