@@ -83,7 +83,7 @@ def _stored_plan(layout: DatasetLayout, cfg: DesignFile, job: dict, resume: bool
 def write_manifest(layout: DatasetLayout, cfg: DesignFile, job: dict, status: dict) -> None:
     atomic_write_json(layout.manifest, {
         "name": cfg.name, "config": cfg.model_dump(mode="json"), "config_hash": cfg.digest(),
-        "seed": cfg.seed, "versions": versions(), "plan": PLAN, "job": job,
+        "seed": cfg.seed, "versions": versions(), "plan": PLAN, "plan_versions": plan_versions(), "job": job,
         "counts": {s: {"planned": v["planned"], "rendered": v["rendered"]} for s, v in status.items()},
         "status": {s: v["status"] for s, v in status.items()},
     }, indent=2)
