@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from evaluation.probe_fit import fit_probes
 from scenes2real.cli import cli
+from tests.test_runner import _write_adapter
 
 FAMILIES = ["qwen2_5_vl", "llava_onevision"]
 
@@ -89,6 +90,20 @@ def test_probe_decodes_the_label_where_a_layer_carries_it():
     assert fit.layers[2].ci[0] > 0.85 and fit.layers[0].ci[1] < 0.4
     # seeded: the same numbers twice
     assert fit_probes(features, labels, folds=3, seed=0) == fit
+
+
+def test_an_adapter_is_applied_and_its_states_cached_apart(tiny_checkpoint, train_questions, tmp_path):
+    model = tiny_checkpoint("qwen2_5_vl")
+    adapter = _write_adapter(model, tmp_path / "adapter", random_init=True)
+    common = ["--model", model, "--questions", train_questions, "--out", tmp_path / "out", "--task", "horizontal"]
+    assert probe(*common)[0] == 0
+    base = np.load(tmp_path / "out" / "hidden_states.npz")["features"]
+    code, output = probe(*common, "--adapter", adapter)
+    assert code == 0, output
+    result = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert result["hidden_states"] == "computed" and result["adapter"] == str(adapter.resolve())
+    adapted = np.load(tmp_path / "out" / "hidden_states.npz")["features"]
+    assert adapted.shape == base.shape and not np.allclose(adapted[:, -1], base[:, -1])
 
 
 def test_compare_draws_two_probes_on_one_figure(tiny_checkpoint, train_questions, tmp_path):
