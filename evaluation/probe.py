@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,12 @@ _CACHE_KEYS = ("model", "adapter", "questions", "task", "limit", "dtype")
 
 
 @dataclass(frozen=True)
-class ProbeSettings:
-    model: str
-    questions: str
-    out: str
-    adapter: str | None = None
+class ProbeSettings(RunSettings):
+    """A run's settings (model, adapter, questions, out, batch size, device, dtype, limit; max_new_tokens is
+    unused: nothing is generated) and the probe's own."""
     task: str = "area9"
-    limit: int | None = None
     folds: int = 3
     seed: int = 0
-    batch_size: int = 8
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto | bf16 | fp32
 
 
 # --- inputs, checked before any model work -----------------------------------------------------------------
@@ -55,7 +49,8 @@ def probe_questions(settings: ProbeSettings) -> list[tuple[QuestionRecord, Path]
     exist); every answer needs at least `folds` records."""
     if settings.batch_size < 1 or (settings.limit is not None and settings.limit < 1):
         raise InputError("--batch-size and --limit: expected positive integers")
-    items = load_run_questions(_run_settings(settings))
+    # the limit applies to the task's records, after filtering, so the runner reads the whole file
+    items = load_run_questions(replace(settings, limit=None))
     items = [(record, image) for record, image in items if record.task == settings.task]
     if not items:
         raise InputError(f"{settings.questions}: field 'task': no records of task {settings.task!r} "
@@ -65,16 +60,9 @@ def probe_questions(settings: ProbeSettings) -> list[tuple[QuestionRecord, Path]
     return items
 
 
-def _run_settings(settings: ProbeSettings) -> RunSettings:
-    # the limit applies to the task's records, after filtering, so the runner reads the whole file
-    return RunSettings(model=settings.model, questions=settings.questions, out=settings.out,
-                       adapter=settings.adapter, batch_size=settings.batch_size, device=settings.device,
-                       dtype=settings.dtype)
-
-
 def cache_key(settings: ProbeSettings) -> dict[str, Any]:
     """What the cached hidden states depend on (paths resolved like the runner's run.json)."""
-    key = {**run_record(_run_settings(settings)), "task": settings.task, "limit": settings.limit}
+    key = run_record(settings)
     return {k: key[k] for k in _CACHE_KEYS}
 
 
