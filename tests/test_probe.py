@@ -130,6 +130,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_checkpoint, train_questio
         (["--model", tmp_path / "no-model", "--questions", train_questions], "folder not found"),
         (["--questions", train_questions], "expected --model and --questions"),
         (["--compare", tmp_path / "nothing", tmp_path / "else"], "file not found"),
+        (["--compare", tmp_path / "nothing", "--model", model], "probe folders only"),
     ]
     for args, message in cases:
         code, output = probe(*args, "--out", out)

@@ -134,6 +134,9 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
     if compare:
         from evaluation.probe import compare_probes
 
+        if model or adapter or questions_path:
+            raise InputError("probe --compare: expected probe folders only (not --model, --adapter, --questions)")
+
         compare_probes(list(probe_dirs), out)
         click.echo((Path(out) / "compare.md").read_text(), nl=False)
         return
