@@ -1,4 +1,4 @@
-"""Commands of the evaluation package: questions coco, evaluate, score, compare."""
+"""Commands of the evaluation package: questions coco, evaluate, score, compare, probe."""
 from __future__ import annotations
 
 import json
@@ -107,4 +107,50 @@ def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens
                                                     "unparseable")}, indent=2))
 
 
-COMMANDS: list = [questions_group, score_cmd, compare_cmd, evaluate_cmd]
+@click.command("probe")
+@click.argument("probe_dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--compare", is_flag=True, help="Draw the probe folders given as arguments on one figure.")
+@click.option("--model", default=None,
+              help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
+@click.option("--adapter", type=click.Path(file_okay=False), default=None,
+              help="A peft (LoRA) adapter folder to apply.")
+@click.option("--questions", "questions_path", type=click.Path(dir_okay=False), default=None,
+              help="Question file (.jsonl question records).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for probe.json, probe.png and the cached hidden states (compare.png with --compare).")
+@click.option("--task", default="area9", show_default=True, help="The records of this task are probed.")
+@click.option("--limit", type=int, default=None, help="Probe only the task's first N records.")
+@click.option("--folds", type=int, default=3, show_default=True, help="Stratified cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Folds, control labels and bootstrap.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@dtype_option
+def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, limit, folds, seed, batch_size,
+              device, dtype):
+    """Where the answer becomes linearly decodable: a linear probe per layer of the language model, on the
+    hidden state of the final prompt token; or, with --compare, several probe folders on one figure."""
+    from blender_scenes.errors import InputError
+
+    if compare:
+        from evaluation.probe import compare_probes
+
+        if model or adapter or questions_path:
+            raise InputError("probe --compare: expected probe folders only (not --model, --adapter, --questions)")
+
+        compare_probes(list(probe_dirs), out)
+        click.echo((Path(out) / "compare.md").read_text(), nl=False)
+        return
+    if probe_dirs or not (model and questions_path):
+        raise InputError("probe: expected --model and --questions (or --compare with probe folders)")
+    from evaluation.probe import ProbeSettings, run_probe
+
+    result = run_probe(ProbeSettings(model=model, adapter=adapter, questions=questions_path, out=out, task=task,
+                                     limit=limit, folds=folds, seed=seed, batch_size=batch_size, device=device,
+                                     dtype=dtype))
+    best = max(result["layers"], key=lambda s: s["accuracy"])
+    click.echo(json.dumps({k: result[k] for k in ("task", "n", "chance", "hidden_states")}
+                          | {"best_layer": best["layer"], "best_accuracy": best["accuracy"],
+                             "layers": len(result["layers"]), "out": out}, indent=2))
+
+
+COMMANDS: list = [questions_group, score_cmd, compare_cmd, evaluate_cmd, probe_cmd]
