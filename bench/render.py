@@ -52,7 +52,7 @@ def main() -> None:
         one, two = job(preset, n, 1), job(preset, n, 2)
         out["presets"][preset] = {"one_worker": one, "two_workers": two,
                                   "speedup_2_vs_1": round(two["scenes_per_s"] / one["scenes_per_s"], 2)}
-        print(json.dumps({preset: out["presets"][preset]}), flush=True)
+        print(json.dumps({preset: out["presets"][preset]}), file=sys.stderr, flush=True)   # progress
     print(json.dumps({**out, **provenance(seed=0)}, indent=2))
 
 
