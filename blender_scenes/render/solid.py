@@ -228,22 +228,7 @@ class SolidRenderer:
         poses, hulls, radii = [], [], []
         for k, (obj, cell, yaw) in enumerate(zip(spec.objects, cells, yaws)):
             pose, px, radius = self._place(obj, cell, yaw)
-            o = self._object(k)
-            o.data = mesh = self.mesh(obj.shape)[0]
-            if mesh.get(COLOURABLE, True):
-                if len(mesh.materials) != 1 or mesh.materials[0] is not None:
-                    # only once per mesh: resizing a shared mesh's slots resets the object-linked
-                    # material of every other object using it (two cubes in a scene: one lost its colour)
-                    mesh.materials.clear()
-                    mesh.materials.append(None)
-                o.material_slots[0].link = "OBJECT"   # meshes are shared: the colour lives on the object
-                o.material_slots[0].material = self.material(obj.color, obj.material)
-            else:   # a textured asset keeps its own materials: colour and material are fixed attributes
-                for slot in o.material_slots:
-                    slot.link = "DATA"
-            o.location, o.rotation_euler, o.scale = pose["location"], pose["rotation_euler"], pose["scale"]
-            o.color = index_color(k + 1)
-            o.hide_render = False
+            self._dress(k, obj, pose)
             poses.append(pose)
             hulls.append(px)
             radii.append(radius)
@@ -275,6 +260,25 @@ class SolidRenderer:
                 if visible < cfg.render.min_visible:
                     occluded_by[k] = {j for j in range(len(spec.objects)) if j != k and _overlap(hulls[j], hulls[k])}
         return failing, occluded_by, poses, index
+
+    def _dress(self, k: int, obj, pose: dict) -> None:
+        """Pool object k becomes `obj`: its mesh, colour and material, pose and index colour."""
+        o = self._object(k)
+        o.data = mesh = self.mesh(obj.shape)[0]
+        if mesh.get(COLOURABLE, True):
+            if len(mesh.materials) != 1 or mesh.materials[0] is not None:
+                # only once per mesh: resizing a shared mesh's slots resets the object-linked
+                # material of every other object using it (two cubes in a scene: one lost its colour)
+                mesh.materials.clear()
+                mesh.materials.append(None)
+            o.material_slots[0].link = "OBJECT"   # meshes are shared: the colour lives on the object
+            o.material_slots[0].material = self.material(obj.color, obj.material)
+        else:   # a textured asset keeps its own materials: colour and material are fixed attributes
+            for slot in o.material_slots:
+                slot.link = "DATA"
+        o.location, o.rotation_euler, o.scale = pose["location"], pose["rotation_euler"], pose["scale"]
+        o.color = index_color(k + 1)
+        o.hide_render = False
 
     def _isolated_pixels(self, which: list[int], n: int) -> dict[int, int]:
         """Pixel counts of these objects each drawn alone: the denominators of their visible shares."""
