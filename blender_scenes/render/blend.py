@@ -118,7 +118,9 @@ class Scratch:
     removed at exit, and those of dead processes when the next one starts."""
 
     def __init__(self, folder: str | Path | None = None):
-        base = Path(folder or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+        # $SCENES2REAL_SCRATCH: e.g. a node-local disk where /dev/shm is small
+        base = Path(folder or os.environ.get("SCENES2REAL_SCRATCH")
+                    or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
         remove_stale_scratch(base)
         self.dir = base / f"scenes2real-{os.getpid()}"
         self.dir.mkdir(parents=True, exist_ok=True)
