@@ -2,7 +2,14 @@
 model checkpoints (tests/tiny_models.py)."""
 from __future__ import annotations
 
+import sys
+
 import pytest
+
+# bpy 4.5 and triton each bundle LLVM: once Blender has drawn in this process, torch's first `import triton`
+# (torch._dynamo asks whether it is installed) can segfault. Tests render and run models in one process and
+# never need triton (no torch.compile); `import triton` now raises ImportError, which torch expects.
+sys.modules.setdefault("triton", None)
 
 from blender_scenes.batch import run
 from blender_scenes.config import load_preset
