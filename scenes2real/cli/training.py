@@ -37,11 +37,20 @@ from .options import dtype_option
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for GPU memory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", default=42, show_default=True, type=int)
-def train_cmd(model, train_file, val_file, out, **options):
+@click.option("--dry-run", is_flag=True,
+              help="Build the first batch, print its templated text and label tokens, write OUT/example.json, "
+                   "and stop (processor only, no weights).")
+def train_cmd(model, train_file, val_file, out, dry_run, **options):
     """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
-    from vlm_train.train import TrainConfig, train
+    from vlm_train.train import TrainConfig, dry_run_training, train
 
-    stats = train(TrainConfig(model=model, train=train_file, val=val_file, out=out, **options))
+    cfg = TrainConfig(model=model, train=train_file, val=val_file, out=out, **options)
+    if dry_run:
+        example = dry_run_training(cfg)
+        click.echo(f"inputs ({example['id']}):\n{example['text']}\nlabels:\n{example['labels']}\n"
+                   f"example: {out}/example.json")
+        return
+    stats = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
                                if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
