@@ -1,4 +1,4 @@
-"""Commands of the training package: train, export, tiny-model."""
+"""Commands of the training package: train, export, tiny-model, merge-adapter."""
 from __future__ import annotations
 
 import json
@@ -83,4 +83,17 @@ def tiny_model_cmd(family, out, seed):
     click.echo(f"{family}: tiny checkpoint in {path} ({size / 1e6:.1f} MB)")
 
 
-COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd]
+@click.command("merge-adapter")
+@click.option("--model", required=True, help="The base model the adapter was trained on (folder or hub id).")
+@click.option("--adapter", required=True, type=click.Path(file_okay=False), help="A peft (LoRA) adapter folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged checkpoint.")
+def merge_adapter_cmd(model, adapter, out):
+    """Merge a LoRA adapter into its base model: one checkpoint (weights, processor, chat template) to serve
+    without peft, e.g. with vLLM or `evaluate --model OUT`."""
+    from vlm_train.merge import merge_adapter
+
+    path = merge_adapter(model, adapter, out)
+    click.echo(f"merged {adapter} into {model}: {path}")
+
+
+COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd, merge_adapter_cmd]
