@@ -26,6 +26,7 @@ from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
 from vlm_train.checkpoint import check_model, library_versions, pick_device, resolve_dtype
+from vlm_train.images import image_problem
 
 from .rundir import PREDICTIONS, RUN, read_run_info
 from .score import prediction_row, score_run
@@ -50,7 +51,7 @@ class RunSettings:
 # --- inputs, checked before any model work -----------------------------------------------------------------
 
 def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path]]:
-    """The records to answer (first `limit`), each with its image path; every image must exist."""
+    """The records to answer (first `limit`), each with its image path; every image must exist and decode."""
     questions = read_questions(settings.questions)
     if not questions:
         raise InputError(f"{settings.questions}: no questions (expected at least one question record per line)")
@@ -66,6 +67,10 @@ def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path
         if not image.is_file():
             raise InputError(f"{settings.questions}: question {record.id!r}: field 'image': {image} not found "
                              f"(expected an image file, relative to the dataset root or absolute)")
+        problem = image_problem(image)
+        if problem:
+            raise InputError(f"{settings.questions}: question {record.id!r}: field 'image': {image} does not decode "
+                             f"as an image ({problem})")
         out.append((record, image))
     return out
 

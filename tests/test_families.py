@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,27 @@ def test_unknown_family_and_part_are_input_errors():
         family_named("gpt2")
     with pytest.raises(InputError, match="audio"):
         family_named("qwen2_5_vl").lora_target_regex(("audio",))
+
+
+@pytest.mark.parametrize("model_type", sorted(FAMILIES))
+def test_tiny_checkpoint_carries_the_published_template_and_its_tokens(model_type, tiny_checkpoint):
+    """The template a tiny checkpoint ships is the family's published file, byte for byte, and every marker it
+    renders (<|im_start|>, <image>, <end_of_utterance>, ...) is one special token of the tiny tokenizer."""
+    from transformers import AutoProcessor
+
+    from blender_scenes.prompts import chat_turns
+
+    if model_type == "smolvlm":
+        pytest.importorskip("num2words")
+    family = FAMILIES[model_type]
+    source = Path(__file__).parents[1] / "vlm_train" / "templates" / f"{family.template}.jinja"
+    assert family.chat_template == source.read_text(encoding="utf-8")
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint(model_type))
+    assert processor.chat_template == family.chat_template
+    text = processor.apply_chat_template(chat_turns("Where is the red star?", "top left"), tokenize=False)
+    markers = set(re.findall(r"<\|?[A-Za-z_]+\|?>", text))
+    assert markers, text
+    added = set(processor.tokenizer.get_added_vocab())
+    for marker in markers:
+        assert marker in added, f"{model_type}: {marker} rendered by the template is not a special token"
+        assert len(processor.tokenizer(marker, add_special_tokens=False)["input_ids"]) == 1

@@ -215,3 +215,26 @@ def test_torchrun_two_processes_train_one_model(tmp_path, tiny_checkpoint, quest
     # 6 examples over 2 processes at batch 1: 3 optimizer steps per epoch, logged once (by the main process)
     assert [e["step"] for e in log if "eval_loss" in e] == [3, 6]
     assert (out / "best" / "adapter_model.safetensors").is_file()
+
+
+def test_dry_run_shows_the_first_batch_without_loading_weights(tmp_path, tiny_checkpoint, questions, monkeypatch):
+    """`train --dry-run` with the published Qwen2.5-VL template: the text holds the template's system prompt and
+    the labels are exactly the answer, <|im_end|> and its newline; no weights load, no run is started."""
+    from transformers import AutoModelForImageTextToText
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--dry-run loaded model weights")
+
+    monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", refuse)
+    train_file, val_file = questions
+    out = tmp_path / "run"
+    result = _cli_train("--model", tiny_checkpoint("qwen2_5_vl"), "--train", train_file, "--val", val_file,
+                        "--out", out, "--batch-size", 2, "--dry-run")
+    assert result.exit_code == 0, result.output
+    example = json.loads((out / "example.json").read_text())
+    answer = json.loads(train_file.read_text().splitlines()[0])["answer"]
+    assert example["text"].startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
+    assert "<|image_pad|>" in example["text"] and example["text"].endswith(f"{answer}<|im_end|>\n")
+    assert example["labels"] == f"{answer}<|im_end|>\n"
+    assert example["text"] in result.output and example["labels"] in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["example.json"]

@@ -17,6 +17,8 @@ from blender_scenes.errors import InputError
 from blender_scenes.prompts import chat_text, chat_turns, record_prompt
 from blender_scenes.questions import read_questions, resolve_image
 
+from .images import image_problem
+
 IGNORE_INDEX = -100  # the label value cross-entropy skips in transformers' causal-LM losses
 
 
@@ -30,7 +32,7 @@ class ChatExample:
 
 
 def load_examples(path: str | Path) -> list[ChatExample]:
-    """Read and check a question file: not empty, every image on disk. Raises InputError otherwise."""
+    """Read and check a question file: not empty, every image on disk and decoding. Raises InputError otherwise."""
     path = Path(path)
     records = read_questions(path)
     if not records:
@@ -41,6 +43,10 @@ def load_examples(path: str | Path) -> list[ChatExample]:
         if not image.is_file():
             raise InputError(f"{path}: record {lineno} (id '{record.id}'): field 'image': "
                              f"file not found: {image}")
+        problem = image_problem(image)
+        if problem:
+            raise InputError(f"{path}: record {lineno} (id '{record.id}'): field 'image': {image} does not decode "
+                             f"as an image ({problem})")
         examples.append(ChatExample(record.id, image, record_prompt(record), record.answer))
     return examples
 

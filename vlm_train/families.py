@@ -1,14 +1,16 @@
 """Everything that differs between VLM families, in one table keyed by transformers' `model_type`.
 
 Per family: the LoRA targets (regular expressions over module names, for peft's `target_modules`), the
-special tokens and chat template of its tokenizer, and the recipe of a tiny random-weight checkpoint
-(config values and processor classes) used by tests and benches. Other modules look a family up here
+special tokens of its tokenizer, its published chat template (a data file in `templates/`), and the recipe of a
+tiny random-weight checkpoint (config values and processor classes) used by tests and benches. Other modules look a family up here
 (`family_of`) instead of branching on model names. Plain data: this module imports neither torch nor
 transformers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from importlib import resources
 from typing import Any, Callable, Mapping
 
 from blender_scenes.errors import InputError
@@ -36,7 +38,7 @@ class Family:
     bos_token: str | None
     eos_token: str
     pad_token: str
-    chat_template: str
+    template: str  # file stem in templates/ of the family's published chat template
     tiny: TinyRecipe
     # tokens the processor reads as tokenizer attributes (InternVL: tokenizer.context_image_token, ...)
     named_tokens: Mapping[str, str] = field(default_factory=dict)
@@ -49,60 +51,19 @@ class Family:
                              f"(expected some of {sorted(self.lora_targets)})")
         return "|".join(f"(?:{self.lora_targets[p]})" for p in parts)
 
+    @property
+    def chat_template(self) -> str:
+        return published_template(self.template)
 
-# --- chat templates (the families' own, shortened: no tools, no video) ------------------------------------
 
-_QWEN_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}"
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+# --- chat templates ------------------------------------------------------------------------------------------
 
-_LLAVA_OV_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
-    "{% endif %}{{ '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+@lru_cache(maxsize=None)
+def published_template(name: str) -> str:
+    """The chat template `templates/<name>.jinja`, byte for byte as the family's checkpoints publish it (sources in
+    `templates/README.md`): read, never rebuilt, because tools such as TRL recognise templates by identity."""
+    return resources.files(__package__).joinpath("templates", f"{name}.jinja").read_text(encoding="utf-8")
 
-_IDEFICS3_TEMPLATE = (
-    "<|begin_of_text|>"
-    "{% for message in messages %}"
-    "{{ message['role'] | capitalize }}"
-    "{% if message['content'] is string %}{{ ': ' + message['content'] }}"
-    "{% else %}{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
-    "{% for line in message['content'] %}"
-    "{% if line['type'] == 'text' %}{{ line['text'] }}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
-    "{% endfor %}{% endif %}<end_of_utterance>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
-
-_INTERNVL_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
-    "You are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' %}<IMG_CONTEXT>\n{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 # --- tiny configs ------------------------------------------------------------------------------------------
 
@@ -167,9 +128,9 @@ def _llava_onevision_config(tid, vocab):
                 image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]], **_INIT)
 
 
-def _idefics3_config(tid, vocab):
-    text = dict(_TINY_TEXT, model_type="llama", vocab_size=vocab, bos_token_id=tid("<|begin_of_text|>"),
-                eos_token_id=tid("<end_of_utterance>"), pad_token_id=tid("<|end_of_text|>"))
+def _idefics3_config(tid, vocab, bos: str, pad: str):
+    text = dict(_TINY_TEXT, model_type="llama", vocab_size=vocab, bos_token_id=tid(bos),
+                eos_token_id=tid("<end_of_utterance>"), pad_token_id=tid(pad))
     return dict(text_config=text, vision_config=dict(_TINY_SIGLIP, image_size=28, patch_size=14),
                 image_token_id=tid("<image>"), scale_factor=2, **_INIT)
 
@@ -181,20 +142,21 @@ _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
 _QWEN_LANGUAGE = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"
 _IDEFICS_IMAGE = dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=True)
 # Idefics3's processor looks up its tile markers (<row_r_col_c>, <global-img>) as single tokens
-_IDEFICS_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
-                  "<end_of_utterance>", "<global-img>",
+_IDEFICS_TOKENS = ("<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>",
                   *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)))
 
 
 def _idefics_family(model_type: str, description: str, processor: str, image_processor: str,
-                    video_processor: tuple[str, dict] | None) -> Family:
+                    video_processor: tuple[str, dict] | None, bos: str, pad: str) -> Family:
+    """Idefics3 (Llama 3 tokens: bos <|begin_of_text|>) and SmolVLM (SmolLM2 tokens: bos <|im_start|>) differ
+    only in their tokenizers' begin and padding tokens, which their published templates and configs use."""
     return Family(
         model_type=model_type, description=description,
         lora_targets={"language": r".*text_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)",
                       "vision": r".*vision_model\.encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"},
-        special_tokens=_IDEFICS_TOKENS, bos_token="<|begin_of_text|>", eos_token="<end_of_utterance>",
-        pad_token="<|end_of_text|>", chat_template=_IDEFICS3_TEMPLATE,
-        tiny=TinyRecipe(config=_idefics3_config, processor_class=processor,
+        special_tokens=(bos, pad, *_IDEFICS_TOKENS), bos_token=bos, eos_token="<end_of_utterance>",
+        pad_token=pad, template=model_type,
+        tiny=TinyRecipe(config=partial(_idefics3_config, bos=bos, pad=pad), processor_class=processor,
                         image_processor=(image_processor, _IDEFICS_IMAGE), video_processor=video_processor,
                         # (28/14)^2 patches / scale_factor^2 = 1 token per image tile
                         processor_kwargs={"image_seq_len": 1}),
@@ -206,7 +168,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
         model_type="qwen2_5_vl", description="Qwen2.5-VL (Qwen/Qwen2.5-VL-3B-Instruct, -7B, ...)",
         lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
         special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        chat_template=_QWEN_TEMPLATE,
+        template="qwen2_5_vl",
         tiny=TinyRecipe(config=_qwen2_5_vl_config, processor_class="Qwen2_5_VLProcessor",
                         image_processor=("Qwen2VLImageProcessor", _QWEN_PIXELS),
                         video_processor=("Qwen2VLVideoProcessor", _QWEN_PIXELS)),
@@ -215,7 +177,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
         model_type="qwen2_vl", description="Qwen2-VL (Qwen/Qwen2-VL-2B-Instruct, ...)",
         lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
         special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        chat_template=_QWEN_TEMPLATE,
+        template="qwen2_5_vl",
         tiny=TinyRecipe(config=_qwen2_vl_config, processor_class="Qwen2VLProcessor",
                         image_processor=("Qwen2VLImageProcessor", _QWEN_PIXELS),
                         video_processor=("Qwen2VLVideoProcessor", _QWEN_PIXELS)),
@@ -226,7 +188,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
         lora_targets={"language": _QWEN_LANGUAGE,
                       "vision": r".*vision_tower\.(?:vision_model\.)?encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj)"},
         special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"),
-        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=_LLAVA_OV_TEMPLATE,
+        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", template="llava_onevision",
         tiny=TinyRecipe(
             config=_llava_onevision_config, processor_class="LlavaOnevisionProcessor",
             # 28-pixel tiles of 2x2 patches; anyres picks a 1x1..2x2 grid of tiles for the image
@@ -240,7 +202,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
         model_type="qwen3_vl", description="Qwen3-VL (Qwen/Qwen3-VL-2B-Instruct, -4B, -8B, ...)",
         lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
         special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        chat_template=_QWEN_TEMPLATE,
+        template="qwen3_vl",
         tiny=TinyRecipe(config=_qwen3_vl_config, processor_class="Qwen3VLProcessor",
                         # 16-pixel patches merged 2x2: 32x32 pixels make one token; 4..16 tokens per image
                         image_processor=("Qwen2VLImageProcessor",
@@ -257,7 +219,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
                         "<video>"),
         named_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
                       "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
-        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=_INTERNVL_TEMPLATE,
+        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", template="internvl",
         tiny=TinyRecipe(config=_internvl_config, processor_class="InternVLProcessor",
                         # 28-pixel tiles, up to 4 of them plus a thumbnail; 1 token per tile
                         image_processor=("GotOcr2ImageProcessor",
@@ -266,11 +228,13 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
                         video_processor=("InternVLVideoProcessor", dict(size={"height": 28, "width": 28})),
                         processor_kwargs={"image_seq_length": 1}),
     ),
-    _idefics_family("idefics3", "Idefics3 and SmolVLM (HuggingFaceTB/SmolVLM-256M-Instruct, ...)",
-                    "Idefics3Processor", "Idefics3ImageProcessor", None),
+    _idefics_family("idefics3", "Idefics3 and SmolVLM (HuggingFaceM4/Idefics3-8B-Llama3, "
+                    "HuggingFaceTB/SmolVLM-256M-Instruct, ...)", "Idefics3Processor", "Idefics3ImageProcessor", None,
+                    bos="<|begin_of_text|>", pad="<|end_of_text|>"),
     _idefics_family("smolvlm", "SmolVLM2 (HuggingFaceTB/SmolVLM2-256M-Video-Instruct, ...)",
                     "SmolVLMProcessor", "SmolVLMImageProcessor",
-                    ("SmolVLMVideoProcessor", dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28}))),
+                    ("SmolVLMVideoProcessor", dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28})),
+                    bos="<|im_start|>", pad="<|im_end|>"),
 )}
 
 

@@ -23,6 +23,7 @@ from blender_scenes.files import atomic_write_json
 
 from .checkpoint import check_model, library_versions, pick_device, resolve_dtype
 from .data import ChatCollator, QuestionDataset, load_examples
+from .preview import dry_run
 
 
 class TrainConfig(BaseModel):
@@ -161,17 +162,29 @@ def prepare_model(cfg: TrainConfig, torch_dtype):
 def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
     """Run one fine-tuning job; returns the statistics written to `OUT/train_stats.json`.
 
-    Every input is checked before the model loads: question files (non-empty, images on disk), the model
-    path, and the output folder (a folder holding a previous run needs --resume)."""
-    train_examples = load_examples(cfg.train)
-    val_examples = load_examples(cfg.val) if cfg.val else None
-    check_model(cfg.model)
+    Every input is checked before the model loads: question files (non-empty, images on disk and decoding), the
+    model path, and the output folder (a folder holding a previous run needs --resume)."""
+    train_examples, val_examples = _checked_examples(cfg)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     resume_from = last_checkpoint(checkpoints) if cfg.resume else None
     if not cfg.resume and (checkpoints.is_dir() or (out / "best").exists()):
         raise InputError(f"--out {out}: holds a previous run (expected a new folder, or --resume to continue it)")
     return _run(cfg, train_examples, val_examples, out, resume_from, callbacks)
+
+
+def dry_run_training(cfg: TrainConfig) -> dict:
+    """`train --dry-run`: the same input checks, then the first training batch decoded into `OUT/example.json`
+    (see `preview.py`); loads the processor only, never the weights."""
+    train_examples, _ = _checked_examples(cfg)
+    return dry_run(cfg.model, train_examples, cfg.batch_size, Path(cfg.out))
+
+
+def _checked_examples(cfg: TrainConfig):
+    train_examples = load_examples(cfg.train)
+    val_examples = load_examples(cfg.val) if cfg.val else None
+    check_model(cfg.model)
+    return train_examples, val_examples
 
 
 def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict:

@@ -1,4 +1,4 @@
-"""Commands of the training package: train, export, tiny-model."""
+"""Commands of the training package: train, export, tiny-model, merge-adapter."""
 from __future__ import annotations
 
 import json
@@ -37,11 +37,20 @@ from .options import dtype_option
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for GPU memory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", default=42, show_default=True, type=int)
-def train_cmd(model, train_file, val_file, out, **options):
+@click.option("--dry-run", is_flag=True,
+              help="Build the first batch, print its templated text and label tokens, write OUT/example.json, "
+                   "and stop (processor only, no weights).")
+def train_cmd(model, train_file, val_file, out, dry_run, **options):
     """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
-    from vlm_train.train import TrainConfig, train
+    from vlm_train.train import TrainConfig, dry_run_training, train
 
-    stats = train(TrainConfig(model=model, train=train_file, val=val_file, out=out, **options))
+    cfg = TrainConfig(model=model, train=train_file, val=val_file, out=out, **options)
+    if dry_run:
+        example = dry_run_training(cfg)
+        click.echo(f"inputs ({example['id']}):\n{example['text']}\nlabels:\n{example['labels']}\n"
+                   f"example: {out}/example.json")
+        return
+    stats = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
                                if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
@@ -74,4 +83,17 @@ def tiny_model_cmd(family, out, seed):
     click.echo(f"{family}: tiny checkpoint in {path} ({size / 1e6:.1f} MB)")
 
 
-COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd]
+@click.command("merge-adapter")
+@click.option("--model", required=True, help="The base model the adapter was trained on (folder or hub id).")
+@click.option("--adapter", required=True, type=click.Path(file_okay=False), help="A peft (LoRA) adapter folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged checkpoint.")
+def merge_adapter_cmd(model, adapter, out):
+    """Merge a LoRA adapter into its base model: one checkpoint (weights, processor, chat template) to serve
+    without peft, e.g. with vLLM or `evaluate --model OUT`."""
+    from vlm_train.merge import merge_adapter
+
+    path = merge_adapter(model, adapter, out)
+    click.echo(f"merged {adapter} into {model}: {path}")
+
+
+COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd, merge_adapter_cmd]
