@@ -26,7 +26,7 @@ from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
 from vlm_train.checkpoint import check_model, library_versions, pick_device, resolve_dtype
-from vlm_train.images import image_problem
+from vlm_train.images import check_image
 
 from .rundir import PREDICTIONS, RUN, read_run_info
 from .score import prediction_row, score_run
@@ -64,13 +64,7 @@ def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path
             raise InputError(f"{settings.questions}: field 'id': {record.id!r} appears twice (expected unique ids)")
         seen.add(record.id)
         image = resolve_image(record, settings.questions)
-        if not image.is_file():
-            raise InputError(f"{settings.questions}: question {record.id!r}: field 'image': {image} not found "
-                             f"(expected an image file, relative to the dataset root or absolute)")
-        problem = image_problem(image)
-        if problem:
-            raise InputError(f"{settings.questions}: question {record.id!r}: field 'image': {image} does not decode "
-                             f"as an image ({problem})")
+        check_image(image, f"{settings.questions}: question {record.id!r}")
         out.append((record, image))
     return out
 

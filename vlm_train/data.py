@@ -17,7 +17,7 @@ from blender_scenes.errors import InputError
 from blender_scenes.prompts import chat_text, chat_turns, record_prompt
 from blender_scenes.questions import read_questions, resolve_image
 
-from .images import image_problem
+from .images import check_image
 
 IGNORE_INDEX = -100  # the label value cross-entropy skips in transformers' causal-LM losses
 
@@ -40,13 +40,7 @@ def load_examples(path: str | Path) -> list[ChatExample]:
     examples = []
     for lineno, record in enumerate(records, 1):
         image = resolve_image(record, path)
-        if not image.is_file():
-            raise InputError(f"{path}: record {lineno} (id '{record.id}'): field 'image': "
-                             f"file not found: {image}")
-        problem = image_problem(image)
-        if problem:
-            raise InputError(f"{path}: record {lineno} (id '{record.id}'): field 'image': {image} does not decode "
-                             f"as an image ({problem})")
+        check_image(image, f"{path}: record {lineno} (id '{record.id}')")
         examples.append(ChatExample(record.id, image, record_prompt(record), record.answer))
     return examples
 
