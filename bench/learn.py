@@ -36,49 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DESIGN = """\
-# bench/learn.py: small flat scenes for a from-scratch learnability check
-name = "learn-bench"
-description = "Flat shapes at {size} px on a {grid}x{grid} grid: every shape x colour x size x cell (5 x 7 x 2 x grid^2)"
-seed = {seed}
+PRESET = ROOT / "blender_scenes" / "presets" / "civet.toml"
 
-[image]
-width = {size}
-height = {size}
 
-[render]
-style = "flat"
-engine = "workbench"
-samples = 8
-
-[grid]
-rows = {grid}
-cols = {grid}
-
-[factors]
-shapes = ["square", "circle", "triangle", "star", "plus"]
-sizes = {{ large = 0.86, small = 0.6 }}
-
-[factors.colors]
-red = [255, 0, 0]
-green = [0, 255, 0]
-blue = [0, 0, 255]
-magenta = [255, 0, 255]
-yellow = [255, 255, 0]
-cyan = [0, 255, 255]
-white = [255, 255, 255]
-
-[design]
-kind = "exhaustive"
-repeat = {repeat}
-
-[splits]
-fractions = {{ train = 0.7, val = 0.1, test = 0.2 }}
-
-[questions]
-tasks = ["area9"]
-describe = ["color", "shape"]
-"""
+def civet_design(size: int, seed: int) -> str:
+    """The `civet` preset verbatim (9x9 grid, areas of 3x3 cells, white shapes + coloured plus in train/val,
+    the 24 unseen colour/shape pairs in test) with only the image size, name and seed changed."""
+    text = PRESET.read_text()
+    for old, new in (("width = 336", f"width = {size}"), ("height = 336", f"height = {size}"),
+                     ('name = "civet"', 'name = "civet-learn"'), ("seed = 0", f"seed = {seed}")):
+        if old not in text:
+            raise SystemExit(f"{PRESET}: expected a line '{old}' to rewrite")
+        text = text.replace(old, new, 1)
+    return "# bench/learn.py: the civet preset at a smaller image size\n" + text
 
 # The small models: wide enough to learn the task from scratch on a CPU in minutes; usual initialisation
 # (the tiny test checkpoints draw wider weights on purpose, which hampers training from scratch).
@@ -92,30 +62,48 @@ ARCHS = {
         vision=dict(depth=2, hidden_size=128, intermediate_size=256, num_heads=4, out_hidden_size=128,
                     fullatt_block_indexes=[1], window_size=112, **INIT),
         image_processor=None, processor_kwargs=None),
-    # SigLIP vision (learned absolute position embeddings), pixel shuffle 2x2, Llama text model; at 84 px one
-    # 84-px image (no tiling) = 6x6 patches = 9 tokens
-    "idefics3": dict(
-        text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=1024, **INIT),
-        vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=84, patch_size=14, **INIT),
-        image_processor=dict(size={"longest_edge": 84}, max_image_size={"longest_edge": 84},
-                             do_image_splitting=False),
-        processor_kwargs={"image_seq_len": 9}),
+    # SigLIP vision (learned absolute position embeddings), pixel shuffle, Llama text model; see idefics3_arch
+    "idefics3": None,
 }
 
 
-def render(work: Path, size: int, grid: int, repeat: int, seed: int) -> tuple[Path, float]:
+def idefics3_arch(size: int) -> dict:
+    """One patch per placement cell, one image token per answer area: at `size` px (a multiple of 9) the
+    vision encoder cuts 9x9 patches of size/9 px (the 9x9 grid's cells: every object sits inside one patch,
+    never across a patch border), and the connector's pixel shuffle merges 3x3 patches into one token, so the
+    image is 3x3 = 9 tokens, each exactly one answer area. One image, no tiling."""
+    if size % 9:
+        raise SystemExit(f"--size {size}: expected a multiple of 9 (one vision patch per cell of the 9x9 grid)")
+    return dict(
+        text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=1024, **INIT),
+        vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                    image_size=size, patch_size=size // 9, **INIT),
+        config=dict(scale_factor=3),
+        image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
+                             do_image_splitting=False),
+        processor_kwargs={"image_seq_len": 9})
+
+
+def arch_for(family_name: str, size: int) -> dict:
+    return idefics3_arch(size) if family_name == "idefics3" else ARCHS[family_name]
+
+
+def render(work: Path, size: int, seed: int) -> tuple[Path, float]:
+    import shutil
+
     config = work / "design.toml"
-    config.write_text(DESIGN.format(size=size, grid=grid, repeat=repeat, seed=seed))
+    config.write_text(civet_design(size, seed))
     data = work / "data"
+    if data.exists():
+        shutil.rmtree(data)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "scenes2real", "render", str(config), "--out", str(data)],
                    check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return data, time.perf_counter() - started
 
 
-def build_model(out: Path, family_name: str, seed: int) -> int:
+def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
     """A checkpoint with random weights: the family's tiny tokenizer and processor, a wider model (ARCHS)."""
     import dataclasses
 
@@ -125,7 +113,7 @@ def build_model(out: Path, family_name: str, seed: int) -> int:
     from vlm_train.families import family_named
     from vlm_train.tiny import build_processor, build_tokenizer
 
-    arch = ARCHS[family_name]
+    arch = arch_for(family_name, size)
     family = family_named(family_name)
     tiny = family.tiny
     if arch["image_processor"] is not None:
@@ -138,6 +126,7 @@ def build_model(out: Path, family_name: str, seed: int) -> int:
     values["text_config"] = {**values["text_config"], **arch["text"]}
     values["vision_config"] = {**values["vision_config"], **arch["vision"]}
     values.update(INIT)
+    values.update(arch.get("config", {}))
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(family.model_type, **values))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -147,10 +136,13 @@ def build_model(out: Path, family_name: str, seed: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def accuracy_callback(model_dir: Path, questions: Path, results: list, started: float, every: int,
-                      budget_s: float, batch_size: int = 32):
-    """Every `every` epochs: greedy answers to the test questions, parsed, compared with the answers. Stops
-    training once `budget_s` seconds have passed since `started`."""
+def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, started: float, every: int,
+                      budget_cpu_s: float, sample: int, seed: int, batch_size: int = 32):
+    """Every `every` epochs: greedy answers to (a fixed random sample of `sample`) questions of each set, parsed,
+    compared with the answers. Stops training once this process has used `budget_cpu_s` CPU seconds (all
+    threads) since `started` (CPU time, not wall time: the machine may be shared)."""
+    import random
+
     from transformers import AutoProcessor, TrainerCallback
 
     from blender_scenes.prompts import record_prompt
@@ -158,12 +150,16 @@ def accuracy_callback(model_dir: Path, questions: Path, results: list, started: 
     from evaluation.parse import parse_answer
     from evaluation.runner import generate_answers, greedy_config, open_image
 
-    records = read_questions(questions)
-    images = [open_image(resolve_image(r, questions), str(questions)) for r in records]
+    chosen = {}
+    for name, questions in sets.items():
+        records = read_questions(questions)
+        if sample and len(records) > sample:
+            records = random.Random(seed).sample(records, sample)
+        chosen[name] = (records, [open_image(resolve_image(r, questions), str(questions)) for r in records])
     processor = AutoProcessor.from_pretrained(model_dir)
     processor.tokenizer.padding_side = "left"
 
-    def accuracy(model) -> float:
+    def accuracy(model, records, images) -> float:
         model.eval()
         config = greedy_config(model, processor, max_new_tokens=6)
         correct = 0
@@ -178,13 +174,15 @@ def accuracy_callback(model_dir: Path, questions: Path, results: list, started: 
     class Accuracy(TrainerCallback):
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
             epoch = round(state.epoch)
-            out_of_time = time.perf_counter() - started > budget_s
+            out_of_time = time.process_time() - started > budget_cpu_s
             if out_of_time:
                 control.should_training_stop = True
             if epoch % every == 0 or epoch == args.num_train_epochs or out_of_time:
-                results.append({"epoch": epoch, "step": state.global_step,
-                                "test_accuracy": round(accuracy(model), 4),
-                                "elapsed_s": round(time.perf_counter() - started, 1)})
+                row = {"epoch": epoch, "step": state.global_step}
+                for name, (records, images) in chosen.items():
+                    row[f"{name}_accuracy"] = round(accuracy(model, records, images), 4)
+                row.update(cpu_s=round(time.process_time() - started, 1))
+                results.append(row)
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
 
     return Accuracy()
@@ -195,18 +193,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "learn-bench")
     parser.add_argument("--dataset", type=Path, help="A rendered dataset to reuse instead of rendering.")
     parser.add_argument("--family", choices=sorted(ARCHS), default="idefics3")
-    parser.add_argument("--size", type=int, default=84)
-    parser.add_argument("--grid", type=int, default=3, help="placement grid (rows = cols, a multiple of 3)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="each shape x colour x size x cell combination this many times (exhaustive design)")
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--size", type=int, default=126,
+                        help="image px, a multiple of 9 (the civet preset draws 336)")
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patience", type=int, default=10,
+    parser.add_argument("--patience", type=int, default=40,
                         help="early stopping on validation perplexity (from scratch the loss plateaus for a while)")
-    parser.add_argument("--eval-every", type=int, default=4, help="test accuracy every N epochs")
-    parser.add_argument("--budget-min", type=float, default=20.0, help="stop training after this many minutes")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-every", type=int, default=2, help="accuracy on the sampled questions every N epochs")
+    parser.add_argument("--eval-sample", type=int, default=270,
+                        help="questions per set (val, test) scored during training; the final score uses all")
+    parser.add_argument("--budget-cpu-min", type=float, default=20.0,
+                        help="stop training once it has used this many CPU minutes (all threads)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (2 on a shared 2-core machine spin-wait: 5x the CPU per step)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -215,17 +215,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from blender_scenes.questions import read_questions
+    from bench.provenance import provenance
     from vlm_train.train import TrainConfig, train
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     args.work.mkdir(parents=True, exist_ok=True)
     render_s = None
     data = args.dataset
     if data is None:
-        data, render_s = render(args.work, args.size, args.grid, args.repeat, args.seed)
+        data, render_s = render(args.work, args.size, args.seed)
     questions = {s: data / "questions" / f"{s}.jsonl" for s in ("train", "val", "test")}
     model_dir = args.work / "model"
-    parameters = build_model(model_dir, args.family, args.seed)
+    parameters = build_model(model_dir, args.family, args.seed, args.size)
 
     results: list[dict] = []
     run = args.work / "run"
@@ -233,14 +234,15 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(run)
-    train_started = time.perf_counter()
+    train_started, train_cpu_started = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout is the JSON
         stats = train(TrainConfig(model=str(model_dir), train=str(questions["train"]), val=str(questions["val"]),
                                   out=str(run), full=True, lr=args.lr, epochs=args.epochs,
                                   batch_size=args.batch_size, patience=args.patience, seed=args.seed, dtype="fp32"),
-                      callbacks=[accuracy_callback(model_dir, questions["test"], results, train_started,
-                                                   args.eval_every, args.budget_min * 60)])
-    train_s = time.perf_counter() - train_started
+                      callbacks=[accuracy_callback(model_dir, {"val": questions["val"], "test": questions["test"]},
+                                                   results, train_cpu_started, args.eval_every,
+                                                   args.budget_cpu_min * 60, args.eval_sample, args.seed)])
+    train_s, train_cpu_s = time.perf_counter() - train_started, time.process_time() - train_cpu_started
 
     evaluated = subprocess.run(
         [sys.executable, "-m", "scenes2real", "evaluate", "--model", str(run / "best"), "--questions",
@@ -253,19 +255,31 @@ def main() -> None:
     for row in results:
         row.update({k: round(epochs[row["epoch"]][k], 4) for k in ("train_loss", "val_loss")
                     if k in epochs.get(row["epoch"], {})})
+    test = read_questions(questions["test"])
+    train_pairs = {(r.target["color"], r.target["shape"]) for r in read_questions(questions["train"])}
+    heldout = {(r.target["color"], r.target["shape"]) for r in test} - train_pairs
+    children = os.times()
     print(json.dumps({
-        "dataset": {"path": str(data), "render_s": round(render_s, 1) if render_s else None,
-                    **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size, "grid": args.grid},
-        "model": {"architecture": args.family, "parameters": parameters, "init": "random",
-                  "text": ARCHS[args.family]["text"], "vision": ARCHS[args.family]["vision"]},
-        "training": {"full": True, "lr": args.lr, "batch_size": args.batch_size, "epochs_run": len(stats["epochs"]),
-                     "budget_min": args.budget_min,
-                     "best_epoch": stats.get("best_epoch"), "train_s": round(train_s, 1)},
-        "threads": args.threads,
-        "epochs": results,
-        "best_test_accuracy_evaluate": evaluation["accuracy"],
+        "test_accuracy": evaluation["accuracy"],
         "chance": round(1 / 9, 4),
+        "heldout_pairs": len(heldout),
+        "test_questions_on_heldout_pairs": sum((r.target["color"], r.target["shape"]) in heldout for r in test),
+        "dataset": {"design": "civet preset (9x9 grid, areas of 3x3 cells), images at {0}x{0} px".format(args.size),
+                    "path": str(data), "render_s": round(render_s, 1) if render_s else None,
+                    **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size},
+        "model": {"architecture": args.family, "parameters": parameters, "init": "random",
+                  **{k: v for k, v in arch_for(args.family, args.size).items() if k in ("text", "vision", "config")}},
+        "training": {"full": True, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+                     "patience": args.patience, "epochs_run": len(stats["epochs"]),
+                     "budget_cpu_min": args.budget_cpu_min, "best_epoch": stats.get("best_epoch"),
+                     "stopped_early": stats.get("stopped_early"),
+                     "train_wall_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1)},
+        "threads": args.threads,
+        "epochs_log": results,
+        "evaluate": {k: evaluation[k] for k in ("accuracy", "unparsed") if k in evaluation},
         "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time() - cpu_started + children.children_user + children.children_system, 1),
+        "provenance": provenance(args.seed),
     }, indent=2))
 
 
