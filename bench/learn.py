@@ -80,6 +80,11 @@ def idefics3_arch(size: int) -> dict:
         vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                     image_size=size, patch_size=size // 9, **INIT),
         config=dict(scale_factor=3),
+        # the vision position embeddings drawn as wide as a patch's content (a black patch embeds to about
+        # N(0, 0.5) per channel at initializer_range 0.02); at 0.02 they vanish in the layer norms, the
+        # nine tokens of an empty image look alike and which token holds the object (its area) is left to
+        # the text model's rotary positions, which shift with the question's length
+        vision_position_std=0.5,
         image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
                              do_image_splitting=False),
         processor_kwargs={"image_seq_len": 9})
@@ -129,6 +134,9 @@ def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
     values.update(arch.get("config", {}))
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(family.model_type, **values))
+    if arch.get("vision_position_std"):
+        with torch.no_grad():
+            model.model.vision_model.embeddings.position_embedding.weight.normal_(0, arch["vision_position_std"])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(out)
@@ -137,10 +145,11 @@ def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
 
 
 def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, started: float, every: int,
-                      budget_cpu_s: float, sample: int, seed: int, batch_size: int = 32):
+                      budget_cpu_s: float, sample: int, seed: int, stop_val: float, batch_size: int = 32):
     """Every `every` epochs: greedy answers to (a fixed random sample of `sample`) questions of each set, parsed,
     compared with the answers. Stops training once this process has used `budget_cpu_s` CPU seconds (all
-    threads) since `started` (CPU time, not wall time: the machine may be shared)."""
+    threads) since `started` (CPU time, not wall time: the machine may be shared), or once the sampled
+    validation accuracy (seen colour/shape pairs, never the test's) has reached `stop_val` twice in a row."""
     import random
 
     from transformers import AutoProcessor, TrainerCallback
@@ -184,6 +193,8 @@ def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, sta
                 row.update(cpu_s=round(time.process_time() - started, 1))
                 results.append(row)
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+                if len(results) >= 2 and all(r.get("val_accuracy", 0) >= stop_val for r in results[-2:]):
+                    control.should_training_stop = True
 
     return Accuracy()
 
@@ -205,6 +216,8 @@ def main() -> None:
                         help="questions per set (val, test) scored during training; the final score uses all")
     parser.add_argument("--budget-cpu-min", type=float, default=20.0,
                         help="stop training once it has used this many CPU minutes (all threads)")
+    parser.add_argument("--stop-val-accuracy", type=float, default=0.98,
+                        help="stop once the sampled validation accuracy reaches this at two evaluations in a row")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (2 on a shared 2-core machine spin-wait: 5x the CPU per step)")
     parser.add_argument("--seed", type=int, default=0)
@@ -241,7 +254,8 @@ def main() -> None:
                                   batch_size=args.batch_size, patience=args.patience, seed=args.seed, dtype="fp32"),
                       callbacks=[accuracy_callback(model_dir, {"val": questions["val"], "test": questions["test"]},
                                                    results, train_cpu_started, args.eval_every,
-                                                   args.budget_cpu_min * 60, args.eval_sample, args.seed)])
+                                                   args.budget_cpu_min * 60, args.eval_sample, args.seed,
+                                                   args.stop_val_accuracy)])
     train_s, train_cpu_s = time.perf_counter() - train_started, time.process_time() - train_cpu_started
 
     evaluated = subprocess.run(
@@ -268,9 +282,10 @@ def main() -> None:
                     "path": str(data), "render_s": round(render_s, 1) if render_s else None,
                     **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size},
         "model": {"architecture": args.family, "parameters": parameters, "init": "random",
-                  **{k: v for k, v in arch_for(args.family, args.size).items() if k in ("text", "vision", "config")}},
+                  **{k: v for k, v in arch_for(args.family, args.size).items() if k in ("text", "vision", "config", "vision_position_std")}},
         "training": {"full": True, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-                     "patience": args.patience, "epochs_run": len(stats["epochs"]),
+                     "patience": args.patience, "stop_val_accuracy": args.stop_val_accuracy,
+                     "epochs_run": len(stats["epochs"]),
                      "budget_cpu_min": args.budget_cpu_min, "best_epoch": stats.get("best_epoch"),
                      "stopped_early": stats.get("stopped_early"),
                      "train_wall_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1)},
