@@ -6,7 +6,7 @@ and per split the worst balance of the targets: `levels` and `pairs` are the lar
 factor's level counts and of a two-factor table inside one subset (the audit's measure; 1 = within one),
 `share_gap` the largest distance of a level or pair count from its proportional share, inside a subset or
 over the whole split (below 1 = within one of the share). Also the command, the seeds, the versions of
-python, numpy and scipy, `plan_versions()`, and the load average (the machine may be shared).
+python and the packages, `plan_versions()`, and the machine and its load average (bench/provenance.py).
 Target: every preset under 2 s on the 2-core development machine.
 Run from a checkout: python bench/plan.py > bench/results/plan.json"""
 from __future__ import annotations
@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from collections import Counter, defaultdict
-from importlib.metadata import version
 from itertools import combinations
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout: python bench/plan.py
+
+from bench.provenance import provenance  # noqa: E402
 
 FACTORS = ("shape", "color", "size", "material", "area")
 
@@ -87,11 +86,9 @@ def main() -> None:
                          "seed": cfg.seed, "sha256": digests.pop() if len(digests) == 1 else sorted(digests),
                          "splits": balance(cfg, scenes)}
     print(json.dumps({
-        "bench": "plan", "command": " ".join(["python", "bench/plan.py", *sys.argv[1:]]),
-        "python": platform.python_version(), "numpy": version("numpy"), "scipy": version("scipy"),
-        "plan_versions": plan_versions(), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-        "repeat": args.repeat, "import_seconds": round(import_seconds, 3),
+        "bench": "plan", "plan_versions": plan_versions(), "repeat": args.repeat, "import_seconds": round(import_seconds, 3),
         "max_seconds": max(r["seconds_worst"] for r in results.values()), "presets": results,
+        **provenance(seed=None),   # each preset's own seed is in its entry
     }, indent=2))
 
 

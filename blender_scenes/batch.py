@@ -11,7 +11,6 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
@@ -25,7 +24,7 @@ from .config import SPLITS, DesignFile, parse_design
 from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
 from .errors import InputError
 from .files import atomic_write_json, read_json
-from .plan import SceneSpec, plan, plan_versions
+from .plan import SceneSpec, package_versions, plan, plan_versions
 
 
 @dataclass
@@ -52,13 +51,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def versions() -> dict:
-    out = {}
-    for pkg in ("scenes2real", "bpy", "numpy", "pycocotools", "opencv-python-headless"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    """The packages a render depends on, recorded in the manifest."""
+    return package_versions(("scenes2real", "bpy", "numpy", "pycocotools", "opencv-python-headless"))
 
 
 def _stored_plan(layout: DatasetLayout, cfg: DesignFile, job: dict, resume: bool, shard: bool) -> list[SceneSpec]:

@@ -49,32 +49,19 @@ def validate_instances(data, path: Path) -> None:
             raise InputError(f"{path}: field '{key}': missing (expected a COCO instances file)")
         if not isinstance(data[key], list):
             raise _fail(path, key, "a list", type(data[key]).__name__)
-    category_ids: set[int] = set()
-    for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or not _is_id(cat.get("id")):
-            raise _fail(path, f"categories[{i}].id", "an integer id", cat.get("id") if isinstance(cat, dict) else cat)
+    for i, cat in _with_unique_ids(data, "categories", path):
         if not isinstance(cat.get("name"), str) or not cat["name"].strip():
             raise _fail(path, f"categories[{i}].name", "a category name", cat.get("name"))
-        if cat["id"] in category_ids:
-            raise _fail(path, f"categories[{i}].id", "a unique id", cat["id"])
-        category_ids.add(cat["id"])
-    image_ids: set[int] = set()
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or not _is_id(img.get("id")):
-            raise _fail(path, f"images[{i}].id", "an integer id", img.get("id") if isinstance(img, dict) else img)
+    for i, img in _with_unique_ids(data, "images", path):
         for key in ("width", "height"):
             value = img.get(key)
             if not _is_number(value) or value <= 0:
                 raise _fail(path, f"images[{i}].{key}", "a positive number", value)
         if not isinstance(img.get("file_name"), str):
             raise _fail(path, f"images[{i}].file_name", "a file name", img.get("file_name"))
-        if img["id"] in image_ids:
-            raise _fail(path, f"images[{i}].id", "a unique id", img["id"])
-        image_ids.add(img["id"])
-    annotation_ids: set[int] = set()
-    for i, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict) or not _is_id(ann.get("id")):
-            raise _fail(path, f"annotations[{i}].id", "an integer id", ann.get("id") if isinstance(ann, dict) else ann)
+    category_ids = {c["id"] for c in data["categories"]}
+    image_ids = {img["id"] for img in data["images"]}
+    for i, ann in _with_unique_ids(data, "annotations", path):
         bbox = ann.get("bbox")
         if (type(bbox) is not list or len(bbox) != 4 or not all(_is_number(v) for v in bbox)
                 or bbox[2] < 0 or bbox[3] < 0):
@@ -86,9 +73,19 @@ def validate_instances(data, path: Path) -> None:
                         ann.get("category_id"))
         if ann.get("iscrowd", 0) not in (0, 1):
             raise _fail(path, f"annotations[{i}].iscrowd", "0 or 1", ann.get("iscrowd"))
-        if ann["id"] in annotation_ids:
-            raise _fail(path, f"annotations[{i}].id", "a unique id", ann["id"])
-        annotation_ids.add(ann["id"])
+
+
+def _with_unique_ids(data: dict, key: str, path: Path):
+    """(index, item) of `data[key]`, each an object with an integer id; the id's uniqueness is checked after the
+    caller has checked the item's other fields, so the first bad field of a file is the one reported."""
+    seen: set[int] = set()
+    for i, item in enumerate(data[key]):
+        if not isinstance(item, dict) or not _is_id(item.get("id")):
+            raise _fail(path, f"{key}[{i}].id", "an integer id", item.get("id") if isinstance(item, dict) else item)
+        yield i, item
+        if item["id"] in seen:
+            raise _fail(path, f"{key}[{i}].id", "a unique id", item["id"])
+        seen.add(item["id"])
 
 
 def load_instances(path: str | Path, keep_masks: bool = False) -> COCO:

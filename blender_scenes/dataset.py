@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import SPLITS, DesignFile
 from .errors import InputError
-from .files import atomic_write_text
+from .files import atomic_write_text, read_json
 from .plan import SceneSpec
 
 PLAN = "plan.json"
@@ -70,7 +70,8 @@ class DatasetLayout:
             p.unlink(missing_ok=True)
 
     def read_manifest(self) -> dict:
-        return json.loads(self.manifest.read_text()) if self.manifest.is_file() else {}
+        """The manifest, or {} when the folder has none."""
+        return read_json(self.manifest, "a dataset manifest") if self.manifest.is_file() else {}
 
 
 def write_plan(layout: DatasetLayout, cfg: DesignFile, scenes: list[SceneSpec], versions: dict) -> None:
@@ -82,12 +83,10 @@ def write_plan(layout: DatasetLayout, cfg: DesignFile, scenes: list[SceneSpec], 
 
 def read_plan(layout: DatasetLayout) -> tuple[dict, list[SceneSpec]]:
     """The stored plan: (its header, the scenes). Resume, shards, merge and audit read this, never re-plan."""
+    data = read_json(layout.plan, "the plan stored when rendering started")
     try:
-        data = json.loads(layout.plan.read_text(encoding="utf-8"))
         scenes = [SceneSpec.from_json(d) for d in data.pop("scenes")]
-    except FileNotFoundError:
-        raise InputError(f"{layout.plan}: file not found (expected the plan stored when rendering started)") from None
-    except (ValueError, KeyError, TypeError) as err:
+    except (AttributeError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{layout.plan}: not a stored plan ({type(err).__name__}: {err})") from None
     return data, scenes
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import platform
 import random
+from importlib import metadata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -73,19 +74,21 @@ def scene_id(index: int) -> str:
     return f"{index:06d}"
 
 
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions of these distributions; None for one not installed."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def plan_versions() -> dict[str, str | None]:
     """The versions a plan depends on besides its config and seed (stored with a dataset): this package (the
     planner), numpy (its arrays) and Python (random.Random's algorithms); None for a package not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in ("scenes2real", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    out["python"] = platform.python_version()
-    return out
+    return {**package_versions(("scenes2real", "numpy")), "python": platform.python_version()}
 
 
 def _rng(cfg: DesignFile, *purpose: object) -> random.Random:
