@@ -81,3 +81,44 @@ def distance_to_third_line(bbox: Sequence[float], width: float, height: float) -
     cx, cy = box_center(bbox)
     fx, fy = cx / width, cy / height
     return min(abs(fx - 1 / 3), abs(fx - 2 / 3), abs(fy - 1 / 3), abs(fy - 2 / 3))
+
+
+# --- relations between two objects (issue 13): the same boxes, compared instead of placed ---------------------
+
+RELATION_TASKS: tuple[str, ...] = ("left_right", "above_below", "depth")
+RELATION_LABELS: dict[str, tuple[str, ...]] = {"left_right": ("left", "right"), "above_below": ("above", "below")}
+#: default for `depth`: the two visible surfaces' median depths must differ by this share of the farther one
+DEPTH_MARGIN = 0.1
+
+
+def relation_of_boxes(target: Sequence[float], anchor: Sequence[float], task: str) -> str | None:
+    """Where the target box lies relative to the anchor box, or None when the task is not asked for this pair.
+
+    Only separated intervals answer: `left_right` needs the x-intervals not to overlap (`a.x + a.w <= b.x` is
+    `left`, `b.x + b.w <= a.x` is `right`), `above_below` the y-intervals (`above` / `below`). Touching counts as
+    separated; boxes of zero width or height are intervals like any other.
+    """
+    if task == "left_right":
+        axis = 0
+    elif task == "above_below":
+        axis = 1
+    else:
+        raise ValueError(f"unknown 2D relation task {task!r}; expected left_right or above_below")
+    low, high = RELATION_LABELS[task]
+    a0, a1 = target[axis], target[axis] + target[axis + 2]
+    b0, b1 = anchor[axis], anchor[axis] + anchor[axis + 2]
+    if a1 <= b0 and b1 <= a0:  # both zero-length at the same coordinate: no side
+        return None
+    if a1 <= b0:
+        return low
+    if b1 <= a0:
+        return high
+    return None
+
+
+def closer_of(depth_a: float, depth_b: float, margin: float = DEPTH_MARGIN) -> int | None:
+    """Which of two objects is closer to the camera (0 = the first, 1 = the second) from the median depths of
+    their visible pixels, or None when the medians differ by less than `margin` times the farther one."""
+    if depth_a == depth_b or abs(depth_a - depth_b) < margin * max(depth_a, depth_b):
+        return None
+    return 0 if depth_a < depth_b else 1
