@@ -16,9 +16,11 @@ HORIZONTAL: tuple[str, ...] = ("left", "center", "right")
 VERTICAL: tuple[str, ...] = ("top", "center", "bottom")
 TASKS: tuple[str, ...] = ("area9", "horizontal", "vertical", "open")
 
-#: the labels a task's answer is drawn from; "open" asks the area without options
+#: the labels a task's answer is drawn from; "open" asks the area without options. The 2D relation tasks
+#: (below) are here too; `depth` is not: its two options are the objects' own names.
 LABELS: dict[str, tuple[str, ...]] = {
     "area9": AREAS, "horizontal": HORIZONTAL, "vertical": VERTICAL, "open": AREAS,
+    "left_right": ("left", "right"), "above_below": ("above", "below"),
 }
 
 
@@ -86,7 +88,7 @@ def distance_to_third_line(bbox: Sequence[float], width: float, height: float) -
 # --- relations between two objects (issue 13): the same boxes, compared instead of placed ---------------------
 
 RELATION_TASKS: tuple[str, ...] = ("left_right", "above_below", "depth")
-RELATION_LABELS: dict[str, tuple[str, ...]] = {"left_right": ("left", "right"), "above_below": ("above", "below")}
+ALL_TASKS: tuple[str, ...] = TASKS + RELATION_TASKS
 #: default for `depth`: the two visible surfaces' median depths must differ by this share of the farther one
 DEPTH_MARGIN = 0.1
 
@@ -104,7 +106,7 @@ def relation_of_boxes(target: Sequence[float], anchor: Sequence[float], task: st
         axis = 1
     else:
         raise ValueError(f"unknown 2D relation task {task!r}; expected left_right or above_below")
-    low, high = RELATION_LABELS[task]
+    low, high = LABELS[task]
     a0, a1 = target[axis], target[axis] + target[axis + 2]
     b0, b1 = anchor[axis], anchor[axis] + anchor[axis + 2]
     if a1 <= b0 and b1 <= a0:  # both zero-length at the same coordinate: no side

@@ -16,11 +16,13 @@ from .errors import InputError
 from .files import temporary_name
 from .labels import LABELS
 
-Task = Literal["area9", "horizontal", "vertical", "open"]
+Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth"]
 
 
 class QuestionRecord(BaseModel):
-    """One question about one target object; one JSON object per line in `questions/{split}.jsonl`."""
+    """One question about one target object (and, for a relation task, one anchor object); one JSON object
+    per line in `questions/{split}.jsonl`. `target` and `anchor` hold the same keys (bbox, category,
+    attributes, object or annotation id); area records have no `anchor` key at all."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -34,6 +36,7 @@ class QuestionRecord(BaseModel):
     source: Literal["synthetic", "coco"] = "synthetic"
     split: str = "test"
     template: str | None = None   # the design's prompt template, stored only when not the default
+    anchor: dict[str, Any] | None = None   # relation tasks only: the object the target is placed against
 
 
 def describe(attributes: dict[str, str], order: Iterable[str]) -> str:
@@ -43,6 +46,16 @@ def describe(attributes: dict[str, str], order: Iterable[str]) -> str:
 
 def question_text(description: str) -> str:
     return f"Where is the {description}?"
+
+
+def relation_question_text(task: str, target: str, anchor: str) -> str:
+    """The question of a relation task. For `depth` the two names are said in the order of the options
+    (`relation_options`), so balancing the correct option balances which name is said first."""
+    if task in ("left_right", "above_below"):
+        return f"Where is the {target} relative to the {anchor}?"
+    if task == "depth":
+        return f"Which is closer to the camera, the {target} or the {anchor}?"
+    raise ValueError(f"unknown relation task {task!r}; expected left_right, above_below or depth")
 
 
 def options_with_answer(task: str, answer: str, correct_index: int, rng: random.Random) -> list[str]:

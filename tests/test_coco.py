@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from blender_scenes.labels import AREAS, LABELS
+from blender_scenes.labels import AREAS, LABELS, TASKS
 from blender_scenes.questions import read_questions
 from evaluation.coco import CocoQuestionSettings, coco_questions, write_coco_questions
 from scenes2real.cli import cli
@@ -79,7 +79,7 @@ def test_three_way_and_open_tasks_ask_about_the_same_targets(hard_file, tmp_path
     summary = write_coco_questions(hard_file, out, images="/data/coco/val2017", settings=settings)
     records = read_questions(out)  # validates every line as a QuestionRecord
     assert summary["questions"] == {"area9": 7, "horizontal": 7, "vertical": 7, "open": 7}
-    by_task = {task: {r.target["annotation_id"]: r for r in records if r.task == task} for task in LABELS}
+    by_task = {task: {r.target["annotation_id"]: r for r in records if r.task == task} for task in TASKS}
     assert all(set(v) == set(by_task["area9"]) for v in by_task.values())
     for aid, r in by_task["area9"].items():
         row, col = divmod(AREAS.index(r.answer), 3)
