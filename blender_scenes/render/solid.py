@@ -19,9 +19,19 @@ from mathutils import Matrix, Vector
 from ..camera import Camera
 from ..config import DesignFile
 from ..labels import cells_of_area
-from ..measure import measure
+from ..measure import depth_png, measure, measured_relation, median_depth
 from ..plan import SceneSpec
-from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
+from ..relations import keeps_relation
+from .blend import (
+    Scratch,
+    add_depth_output,
+    index_color,
+    new_scene,
+    read_depth,
+    set_index_pass,
+    srgb_to_linear,
+    workbench_aa,
+)
 from .meshes import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
@@ -54,6 +64,9 @@ class SolidRenderer:
         self.beauty = new_scene("beauty", self.W, self.H)
         self.index = new_scene("index", self.W, self.H)
         set_index_pass(self.index)
+        self.depth = "depth" in cfg.questions.tasks   # only depth designs pay for the depth pass
+        if self.depth:
+            add_depth_output(self.index, self.scratch.dir)
         cam = bpy.data.cameras.new("camera")
         cam.lens, cam.sensor_width, cam.sensor_fit = cfg.camera.lens, 36.0, "AUTO"
         cam.clip_start, cam.clip_end = 0.1, 1000.0
@@ -193,32 +206,45 @@ class SolidRenderer:
         radius = float(np.linalg.norm(local[:, :2], axis=1).max())
         return pose, px, radius
 
-    def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict], SceneSpec]:
-        """(8-bit RGB image, object-index map with id k+1 for objects[k], poses, the spec as placed)."""
+    def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict], SceneSpec, np.ndarray | None]:
+        """(8-bit RGB image, object-index map with id k+1 for objects[k], poses, the spec as placed, the stored
+        depth map (measure.depth_png) of depth designs, else None)."""
         rng = random.Random(f"{self.cfg.seed}:place:{spec.index}")
         yaws = [rng.uniform(0, 2 * math.pi) for _ in spec.objects]
         cells = [o.cell for o in spec.objects]
         tried = [{c} for c in cells]
         for attempt in range(MAX_ATTEMPTS):
-            failing, occluded_by, poses, index = self._try(spec, cells, yaws)
+            failing, occluded_by, poses, index, depth = self._try(spec, cells, yaws)
             if not failing:
                 placed = replace(spec, objects=tuple(replace(o, cell=c) for o, c in zip(spec.objects, cells)))
                 image = self.scratch.render(self.beauty, "beauty")
-                return image, index, [dict(p, attempts=attempt + 1) for p in poses], placed
+                return image, index, [dict(p, attempts=attempt + 1) for p in poses], placed, depth
             movers = set()
             for k in failing:   # an occluded target stays; what hides it moves
                 movers |= occluded_by.get(k, set()) if k == 0 and occluded_by.get(k) else {k}
             for k in sorted(movers):
-                cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng)
+                cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng, self._keeps(spec, k, cells))
         raise PlacementError(f"scene {spec.id}: no placement after {MAX_ATTEMPTS} attempts "
                              f"(objects too large for their cells? lower factors.sizes or widen the camera)")
 
-    def _next_cell(self, obj, cells, tried: set, rng: random.Random):
-        options = [c for c in cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols)
-                   if c not in tried and c not in cells]
+    def _keeps(self, spec: SceneSpec, k: int, cells):
+        """A relation scene's target and anchor move only to cells that keep the planned relation (the
+        planner's rule), so a re-placement never trades one wrong answer for another; None: any cell."""
+        if not spec.relation or k > 1:
+            return None
+        task, answer, g = spec.relation["task"], spec.relation["answer"], self.cfg.grid
+        if k == 0:
+            return lambda c: keeps_relation(task, answer, c, cells[1], g.rows, g.cols)
+        return lambda c: keeps_relation(task, answer, cells[0], c, g.rows, g.cols)
+
+    def _next_cell(self, obj, cells, tried: set, rng: random.Random, keep=None):
+        area = cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols)
+        kept = [c for c in area if keep is None or keep(c)]
+        area = kept or area   # no cell of the area keeps it (the other moved): the pixels decide, as for areas
+        options = [c for c in area if c not in tried and c not in cells]
         if not options:   # every cell of the area tried: start over with new orientations' luck
             tried.clear()
-            options = [c for c in cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols) if c not in cells]
+            options = [c for c in area if c not in cells]
         cell = rng.choice(sorted(options))
         tried.add(cell)
         return cell
@@ -247,6 +273,7 @@ class SolidRenderer:
                 if d < radii[a] + radii[b] + 0.05:
                     failing.add(b if b != 0 else a)
         index = self.scratch.render(self.index, "index")[..., 0]
+        depth = depth_png(read_depth(self.scratch.dir, self.H, self.W), index) if self.depth else None
         n = len(spec.objects)
         # only an object whose projected box meets another's can be hidden: draw just those alone
         overlapping = [k for k in range(n) if any(j != k and _overlap(hulls[j], hulls[k]) for j in range(n))]
@@ -259,7 +286,14 @@ class SolidRenderer:
                 failing.add(k)
                 if visible < cfg.render.min_visible:
                     occluded_by[k] = {j for j in range(len(spec.objects)) if j != k and _overlap(hulls[j], hulls[k])}
-        return failing, occluded_by, poses, index
+        if spec.relation and self._relation(spec, poses, index, depth) != spec.relation["answer"]:
+            failing.add(1)   # the pixels do not give the planned answer: the anchor moves
+        return failing, occluded_by, poses, index, depth
+
+    def _relation(self, spec: SceneSpec, poses: list[dict], index: np.ndarray, depth: np.ndarray | None):
+        depths = [median_depth(depth, index == k + 1) if depth is not None else None for k in (0, 1)]
+        return measured_relation(spec.relation["task"], poses[0]["bbox"], poses[1]["bbox"], *depths,
+                                 margin=self.cfg.depth_margin)
 
     def _dress(self, k: int, obj, pose: dict) -> None:
         """Pool object k becomes `obj`: its mesh, colour and material, pose and index colour."""
