@@ -47,14 +47,15 @@ def measure(index_map: np.ndarray, object_id: int) -> Measured:
 
 # --- relations (issue 13): what the rendered boxes and depth pass say of a pair -------------------------------
 
-DEPTH_UNIT = 0.001   # metres per step of a stored depth PNG (16-bit: up to 65.5 m)
+DEPTH_STEPS = 1000   # steps per metre of a stored depth PNG (16-bit: millimetres, up to 65.5 m)
+DEPTH_UNIT = 1 / DEPTH_STEPS
 
 
 def depth_png(depth: np.ndarray, index_map: np.ndarray) -> np.ndarray:
     """A depth pass (float metres along the view axis) as stored: uint16 steps of DEPTH_UNIT on object pixels, 0
     elsewhere. Every median depth is taken from these stored values, so the audit recomputes it exactly."""
     objects = index_map > 0
-    steps = np.rint(depth[objects] / DEPTH_UNIT)
+    steps = np.rint(depth[objects] * DEPTH_STEPS)
     if steps.size and steps.max() > np.iinfo(np.uint16).max:
         raise RuntimeError(f"depth pass: an object is {steps.max() * DEPTH_UNIT:.1f} m from the camera; the "
                            f"16-bit depth PNG stores up to {np.iinfo(np.uint16).max * DEPTH_UNIT:.1f} m "
@@ -67,7 +68,7 @@ def depth_png(depth: np.ndarray, index_map: np.ndarray) -> np.ndarray:
 def median_depth(depth_steps: np.ndarray, mask: np.ndarray) -> float | None:
     """Median depth in metres of an object's visible pixels (its mask) in a stored depth map; None if unseen."""
     values = depth_steps[mask]
-    return float(np.median(values)) * DEPTH_UNIT if values.size else None
+    return float(np.median(values)) / DEPTH_STEPS if values.size else None   # /: 13.229, not 13.229000000000001
 
 
 def measured_relation(task: str, target_box, anchor_box, target_depth: float | None = None,

@@ -5,7 +5,9 @@ Positions are controlled in image space: an object is put where the ray through 
 the ground, then moved until its projected box is centred on that pixel. The rendered pixels decide: an
 object whose visible box falls in another area, that touches the image border, that is hidden beyond
 `render.min_visible`, or that intersects another object is re-placed, deterministically, in another cell
-of the same area; a scene that cannot be placed is an error, never a wrong label."""
+of the same area; a scene that cannot be placed is an error, never a wrong label. A relation scene (issue 13)
+promises its relation instead of areas: its objects may move anywhere on the grid, the target and anchor only to
+cells that keep the planned relation, until the boxes (and the depth pass) give the planned answer."""
 from __future__ import annotations
 
 import math
@@ -21,7 +23,7 @@ from ..config import DesignFile
 from ..labels import cells_of_area
 from ..measure import depth_png, measure, measured_relation, median_depth
 from ..plan import SceneSpec
-from ..relations import keeps_relation
+from ..relations import keeps_relation, pair_cells
 from .blend import (
     Scratch,
     add_depth_output,
@@ -56,6 +58,7 @@ class SolidRenderer:
         self.meshes: dict[str, tuple[bpy.types.Mesh, np.ndarray]] = {}
         self.materials: dict[tuple[str, str | None], bpy.types.Material] = {}
         self.pool: list[bpy.types.Object] = []
+        self.pairs: dict[tuple[str, str], list] = {}   # relation -> the planner's pairs of cells for it
         self._build()
 
     # -- one-time scene set-up --------------------------------------------------------------------
@@ -223,24 +226,42 @@ class SolidRenderer:
             for k in failing:   # an occluded target stays; what hides it moves
                 movers |= occluded_by.get(k, set()) if k == 0 and occluded_by.get(k) else {k}
             for k in sorted(movers):
-                cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng, self._keeps(spec, k, cells))
+                if spec.relation and k < 2:
+                    self._move_pair(spec, k, cells, tried, rng)
+                else:
+                    cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng, anywhere=spec.relation is not None)
         raise PlacementError(f"scene {spec.id}: no placement after {MAX_ATTEMPTS} attempts "
                              f"(objects too large for their cells? lower factors.sizes or widen the camera)")
 
-    def _keeps(self, spec: SceneSpec, k: int, cells):
-        """A relation scene's target and anchor move only to cells that keep the planned relation (the
-        planner's rule), so a re-placement never trades one wrong answer for another; None: any cell."""
-        if not spec.relation or k > 1:
-            return None
+    def _move_pair(self, spec: SceneSpec, k: int, cells: list, tried: list[set], rng: random.Random) -> None:
+        """Move the target (k = 0) or anchor (k = 1) of a relation scene to an untried cell of the grid that keeps
+        the planned relation with the other where it is (the planner's rule), so a re-placement never trades one
+        wrong answer for another; when none is left, the pair moves together to another planned pair of cells."""
         task, answer, g = spec.relation["task"], spec.relation["answer"], self.cfg.grid
-        if k == 0:
-            return lambda c: keeps_relation(task, answer, c, cells[1], g.rows, g.cols)
-        return lambda c: keeps_relation(task, answer, cells[0], c, g.rows, g.cols)
+        other = cells[1 - k]
 
-    def _next_cell(self, obj, cells, tried: set, rng: random.Random, keep=None):
-        area = cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols)
-        kept = [c for c in area if keep is None or keep(c)]
-        area = kept or area   # no cell of the area keeps it (the other moved): the pixels decide, as for areas
+        def keeps(c):
+            pair = (c, other) if k == 0 else (other, c)
+            return keeps_relation(task, answer, *pair, g.rows, g.cols)
+        options = [(r, c) for r in range(g.rows) for c in range(g.cols)
+                   if (r, c) not in tried[k] and (r, c) not in cells and keeps((r, c))]
+        if options:
+            cells[k] = rng.choice(options)
+            tried[k].add(cells[k])
+            return
+        if (task, answer) not in self.pairs:
+            self.pairs[task, answer] = pair_cells(task, answer, g.rows, g.cols)
+        taken = set(cells[2:])
+        pairs = [p for p in self.pairs[task, answer] if not taken & set(p) and p != (cells[0], cells[1])]
+        cells[0], cells[1] = rng.choice(pairs)
+        tried[0], tried[1] = {cells[0]}, {cells[1]}
+
+    def _next_cell(self, obj, cells, tried: set, rng: random.Random, anywhere: bool = False):
+        """Another cell for an object: of its area (area designs promise areas), or of the whole grid for a
+        relation scene's distractor (relation scenes promise their relation, not areas)."""
+        g = self.cfg.grid
+        area = [(r, c) for r in range(g.rows) for c in range(g.cols)] if anywhere else \
+            cells_of_area(obj.area, g.rows, g.cols)
         options = [c for c in area if c not in tried and c not in cells]
         if not options:   # every cell of the area tried: start over with new orientations' luck
             tried.clear()
@@ -282,7 +303,7 @@ class SolidRenderer:
             m = measure(index, k + 1)
             visible = m.pixels / full[k] if full.get(k) else (1.0 if m.pixels else 0.0)
             poses[k].update(bbox=m.bbox, visible_pixels=m.pixels, visible_share=round(visible, 4))
-            if m.area != obj.area or visible < cfg.render.min_visible:
+            if (m.area != obj.area and not spec.relation) or visible < cfg.render.min_visible:
                 failing.add(k)
                 if visible < cfg.render.min_visible:
                     occluded_by[k] = {j for j in range(len(spec.objects)) if j != k and _overlap(hulls[j], hulls[k])}
