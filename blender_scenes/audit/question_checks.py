@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError
 from ..config import DesignFile
+from ..errors import InputError
 from ..labels import RELATION_TASKS, label_of_box
 from ..questions import QuestionRecord, read_questions
 from .findings import Finding, reader_message
