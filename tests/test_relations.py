@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from blender_scenes.audit.run import audit_path
-from blender_scenes.batch import run
+from blender_scenes.batch import merge_dataset, run
 from blender_scenes.config import load_design, load_preset, parse_design
 from blender_scenes.errors import InputError
 from blender_scenes.labels import DEPTH_MARGIN, LABELS, closer_of, relation_of_boxes
@@ -279,3 +279,19 @@ def test_audit_fails_a_tampered_depth_pass(solid_relations, tmp_path):
     assert any("the depth pass gives" in m for m in msgs), msgs
     assert any(f"depth {scene['objects'][closer]['depth']} but the depth pass gives" in m for m in msgs), msgs
     assert report["headline"]["failures"] >= 2
+
+
+@pytest.mark.bpy
+def test_3d_relation_shards_and_merge_equal_one_run(solid_relations, tmp_path):
+    """Re-placements and the depth pass depend on the scene alone: two shards, merged, give the same bytes."""
+    cfg = parse_design(small_3d(), "relations-3d small")
+    out = tmp_path / "sharded"
+    for k in range(2):
+        run(cfg, out, shard=f"{k}/2", progress=False)
+    merge_dataset(out)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != "manifest.json" and "audit" not in p.parts}
+    a, b = files(solid_relations), files(out)
+    assert any(k.startswith("depth/") for k in a) and a.keys() == b.keys() and all(a[k] == b[k] for k in a)

@@ -229,7 +229,8 @@ class SolidRenderer:
                 if spec.relation and k < 2:
                     self._move_pair(spec, k, cells, tried, rng)
                 else:
-                    cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng, anywhere=spec.relation is not None)
+                    cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng,
+                                               anywhere=spec.relation is not None)
         raise PlacementError(f"scene {spec.id}: no placement after {MAX_ATTEMPTS} attempts "
                              f"(objects too large for their cells? lower factors.sizes or widen the camera)")
 
