@@ -12,10 +12,10 @@ from .dataset import DatasetLayout
 from .errors import InputError
 from .files import atomic_write_json
 from .labels import area_of_cell, label_of_box
-from .measure import Measured
+from .measure import Measured, measured_relation
 from .plan import ObjectSpec, SceneSpec
 from .prompts import template_fields
-from .questions import describe, options_with_answer, question_text, write_jsonl
+from .questions import describe, options_with_answer, question_text, relation_question_text, write_jsonl
 
 
 def display_name(cfg: DesignFile, shape: str) -> str:
@@ -24,12 +24,14 @@ def display_name(cfg: DesignFile, shape: str) -> str:
 
 
 def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: list[dict],
-                 measured: list[Measured], renderer: dict, image: str) -> dict:
-    """Everything about one rendered scene: its fully resolved spec and what the pixels showed."""
+                 measured: list[Measured], renderer: dict, image: str, depths: list[float | None] | None = None,
+                 depth_file: str | None = None) -> dict:
+    """Everything about one rendered scene: its fully resolved spec and what the pixels showed. Depth designs
+    also give each object's median visible depth (metres, from the stored depth pass `depth_file`)."""
     W, H = cfg.image.width, cfg.image.height
     objects = []
     for k, (plan_obj, obj, pose, m) in enumerate(zip(planned.objects, placed.objects, poses, measured)):
-        if m.area != obj.area:   # never keep a wrong label: the renderer must have placed it right
+        if m.area != obj.area and not placed.relation:   # never keep a wrong label (relations promise no area)
             raise RuntimeError(f"scene {placed.id}: object {k + 1} ({obj.color} {obj.shape}) rendered in "
                                f"{m.area!r}, planned {obj.area!r}")
         pose = {key: pose[key] for key in ("location", "rotation_euler", "scale")}
@@ -42,6 +44,8 @@ def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: 
             "bbox": list(m.bbox), "visible_pixels": m.pixels,
             "visible_share": poses[k].get("visible_share", 1.0), "segmentation": m.rle,
         })
+        if depths is not None:
+            objects[-1]["depth"] = depths[k]
     record = {
         "id": placed.id, "index": placed.index, "split": placed.split, "subset": placed.subset,
         "variation": placed.variation, "image": image, "width": W, "height": H,
@@ -50,6 +54,14 @@ def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: 
         "option_index": dict(placed.option_index),
         "config": cfg.model_dump(mode="json"),   # with the fields above, the whole recipe of this scene
     }
+    if placed.relation:
+        record["relation"] = dict(placed.relation)
+        got = relation_of_record(cfg, record)
+        if got != placed.relation["answer"]:   # never keep a wrong answer: the renderer must have placed it right
+            raise RuntimeError(f"scene {placed.id}: {placed.relation['task']} measured {got!r} from the pixels, "
+                               f"planned {placed.relation['answer']!r}")
+    if depth_file:
+        record["depth_file"] = depth_file
     record["questions"] = questions_of_scene(cfg, placed, record)
     return record
 
@@ -62,14 +74,34 @@ def spec_of_record(record: dict) -> SceneSpec:
                                area=area_of_cell(*o["planned_cell"], grid["rows"], grid["cols"]))
                     for o in record["objects"])
     return SceneSpec(index=record["index"], id=record["id"], split=record["split"], subset=record["subset"],
-                     variation=record["variation"], objects=objects, option_index=dict(record["option_index"]))
+                     variation=record["variation"], objects=objects, option_index=dict(record["option_index"]),
+                     relation=record.get("relation"))
+
+
+def object_fields(o: dict) -> dict:
+    """What a question record says of its target (and anchor): box, category and attributes, object id."""
+    return {"bbox": o["bbox"], "category": o["display"], "shape": o["shape"], "color": o["color"], "size": o["size"],
+            "material": o["material"], "cell": o["cell"], "area": o["area"], "object_id": o["id"]}
+
+
+def name_of(cfg: DesignFile, o: dict) -> str:
+    """How a question names a recorded object ('red star'): the design's described attributes."""
+    attrs = {"size": o["size"], "color": o["color"], "material": o["material"], "shape": o["display"]}
+    return describe(attrs, cfg.questions.describe)
+
+
+def relation_of_record(cfg: DesignFile, record: dict) -> str | None:
+    """The relation its pixels give a relation scene's pair (the planner's terms: depth gives a role)."""
+    target, anchor = record["objects"][:2]
+    return measured_relation(record["relation"]["task"], target["bbox"], anchor["bbox"], target.get("depth"),
+                             anchor.get("depth"), cfg.depth_margin)
 
 
 def questions_of_scene(cfg: DesignFile, spec: SceneSpec, record: dict) -> list[dict]:
+    if spec.relation:
+        return [relation_question(cfg, spec, record)]
     target = record["objects"][0]
-    attrs = {"size": target["size"], "color": target["color"], "material": target["material"],
-             "shape": target["display"]}
-    text = question_text(describe(attrs, cfg.questions.describe))
+    text = question_text(name_of(cfg, target))
     out = []
     for task in cfg.questions.tasks:
         answer = label_of_box(target["bbox"], record["width"], record["height"], task)
@@ -78,14 +110,34 @@ def questions_of_scene(cfg: DesignFile, spec: SceneSpec, record: dict) -> list[d
         out.append({
             "id": f"{spec.id}-{task}", "image": record["image"], "task": task, "question": text,
             "options": options, "answer": answer,
-            "target": {"bbox": target["bbox"], "category": target["display"], "shape": target["shape"],
-                       "color": target["color"], "size": target["size"], "material": target["material"],
-                       "cell": target["cell"], "area": target["area"], "object_id": target["id"]},
-            "source": "synthetic", "split": spec.split,
+            "target": object_fields(target), "source": "synthetic", "split": spec.split,
             **template_fields(options, cfg.questions.template, cfg.questions.open_template),
         })
     return out
 
+
+def relation_question(cfg: DesignFile, spec: SceneSpec, record: dict) -> dict:
+    """The one question of a relation scene, its answer from the pixels. Depth's options are the two names,
+    the correct one at the planned (balanced) position, and the question says them in that order."""
+    task = spec.relation["task"]
+    target, anchor = record["objects"][:2]
+    names = [name_of(cfg, target), name_of(cfg, anchor)]
+    measured = relation_of_record(cfg, record)
+    correct = spec.option_index[task]
+    if task == "depth":
+        answer = names[("target", "anchor").index(measured)]
+        options = [n for n in names if n != answer]
+        options.insert(correct, answer)
+        text = relation_question_text(task, *options)
+    else:
+        answer = measured
+        options = options_with_answer(task, answer, correct, random.Random(f"{cfg.seed}:options:{spec.index}:{task}"))
+        text = relation_question_text(task, *names)
+    return {
+        "id": f"{spec.id}-{task}", "image": record["image"], "task": task, "question": text, "options": options,
+        "answer": answer, "target": object_fields(target), "anchor": object_fields(anchor), "source": "synthetic",
+        "split": spec.split, **template_fields(options, cfg.questions.template, cfg.questions.open_template),
+    }
 
 def categories(cfg: DesignFile) -> list[dict]:
     return [{"id": i + 1, "name": display_name(cfg, s), "supercategory": "shape", "shape": s}

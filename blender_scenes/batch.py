@@ -236,6 +236,5 @@ def render_scene_file(scene: str | Path, out: str | Path, assets: str | None = N
     spec = spec_of_record(record)
     layout = DatasetLayout(out)
     renderer = build_renderer(cfg)
-    new_record, image = render_scene(renderer, cfg, spec, layout)
-    write_scene(layout, new_record, image)
+    write_scene(layout, *render_scene(renderer, cfg, spec, layout))
     return layout.image(spec.split, spec.id)

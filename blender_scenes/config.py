@@ -11,10 +11,20 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .assets import asset_folder, check_design
 from .errors import InputError
+from .labels import DEPTH_MARGIN, RELATION_TASKS
 from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
 
 FACTORS = ("shape", "color", "size", "material")
@@ -147,10 +157,33 @@ class SplitsConfig(Strict):
 
 
 class QuestionsConfig(Strict):
-    tasks: list[Literal["area9", "horizontal", "vertical", "open"]] = Field(default_factory=lambda: ["area9"])
+    tasks: list[Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth"]] = Field(
+        default_factory=lambda: ["area9"])
     describe: list[Literal["size", "color", "material", "shape"]] = Field(default_factory=lambda: ["color", "shape"])
     template: str = DEFAULT_TEMPLATE
     open_template: str = DEFAULT_OPEN_TEMPLATE
+    # depth: the two median depths must differ by this share of the farther one (None: labels.DEPTH_MARGIN)
+    depth_margin: float | None = Field(None, gt=0.0, lt=1.0)
+
+    @field_validator("tasks")
+    @classmethod
+    def _one_kind(cls, v):
+        relations = [t for t in v if t in RELATION_TASKS]
+        if len(set(v)) != len(v):
+            raise ValueError("each task once")
+        if relations and len(relations) != len(v):
+            raise ValueError("relation tasks (left_right, above_below, depth) and area tasks (area9, horizontal, "
+                             "vertical, open) cannot be mixed in one design: a relation scene is planned for its pair")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # depth_margin unset is left out of dumps: the hash and records of designs written before relations
+        # existed stay the same bytes
+        d = handler(self)
+        if d.get("depth_margin") is None:
+            d.pop("depth_margin", None)
+        return d
 
     @field_validator("describe")
     @classmethod
@@ -206,9 +239,24 @@ class DesignFile(Strict):
                 raise ValueError(f"design.subsets[{i}].split: fractions must sum to 1")
         if self.render.style == "flat" and self.factors.materials:
             raise ValueError("factors.materials: flat scenes have no materials (use render.style = '3d')")
+        if "depth" in self.questions.tasks and self.render.style != "3d":
+            raise ValueError("questions.tasks: 'depth' needs a depth pass, only 3d designs have one "
+                             "(use render.style = '3d')")
+        if self.questions.depth_margin is not None and "depth" not in self.questions.tasks:
+            raise ValueError("questions.depth_margin: set only for designs that ask 'depth'")
         if "material" in self.questions.describe and not self.factors.materials:
             raise ValueError("questions.describe: 'material' named but factors.materials is empty")
         return self
+
+    @property
+    def relations(self) -> bool:
+        """Whether this design asks about pairs of objects (relation tasks) instead of one object's area."""
+        return any(t in RELATION_TASKS for t in self.questions.tasks)
+
+    @property
+    def depth_margin(self) -> float:
+        m = self.questions.depth_margin
+        return DEPTH_MARGIN if m is None else m
 
     def digest(self) -> str:
         """Hash of the validated config (stable key order), stored in the manifest. The asset folder's

@@ -38,6 +38,13 @@ class DatasetLayout:
     def image_rel(self, split: str, scene_id: str) -> str:
         return f"images/{split}/{scene_id}.png"
 
+    def depth(self, split: str, scene_id: str) -> Path:
+        """A depth design's stored depth pass (16-bit PNG, measure.DEPTH_UNIT metres a step, 0 off objects)."""
+        return self.root / self.depth_rel(split, scene_id)
+
+    def depth_rel(self, split: str, scene_id: str) -> str:
+        return f"depth/{split}/{scene_id}.png"
+
     def scene(self, split: str, scene_id: str) -> Path:
         return self.root / "scenes" / split / f"{scene_id}.json"
 
@@ -56,7 +63,7 @@ class DatasetLayout:
         `.ID.json.*.tmp`); a job passes the scenes it owns, so shards never touch each other's files."""
         n = 0
         for split, ids in owned.items():
-            for folder in (self.root / "images" / split, self.root / "scenes" / split):
+            for folder in (self.root / "images" / split, self.root / "depth" / split, self.root / "scenes" / split):
                 for p in folder.glob(".*.tmp") if folder.is_dir() else ():
                     if p.name[1:].split(".", 1)[0] in ids:
                         p.unlink(missing_ok=True)

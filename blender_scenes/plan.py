@@ -30,11 +30,12 @@ from .errors import InputError
 from .config import FACTORS, SPLITS, DesignFile, SubsetConfig
 from .labels import AREAS, LABELS, area_of_cell, cells_of_area
 from .questions import balanced_indices
+from .relations import level_name, pair_cells, relation_levels
 
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    role: str                 # "target" or "distractor"
+    role: str                 # "target", "anchor" (relation designs) or "distractor"
     shape: str
     color: str
     size: str
@@ -53,21 +54,33 @@ class SceneSpec:
     split: str
     subset: str
     variation: int
-    objects: tuple[ObjectSpec, ...]            # objects[0] is the target
+    objects: tuple[ObjectSpec, ...]            # objects[0] is the target; objects[1] the anchor of a relation
     option_index: dict[str, int] = field(default_factory=dict)   # task -> index of the correct option
+    # relation designs: {"task": the one task asked of this scene, "answer": its planned answer} (depth: the
+    # role, "target" or "anchor", of the closer object); None for area designs
+    relation: dict[str, str] | None = None
 
     @property
     def target(self) -> ObjectSpec:
         return self.objects[0]
 
+    @property
+    def anchor(self) -> ObjectSpec | None:
+        return self.objects[1] if self.relation else None
+
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["relation"] is None:   # area scenes keep the JSON (and plan hashes) they had before relations
+            del d["relation"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "SceneSpec":
         objs = tuple(ObjectSpec(**{**o, "cell": tuple(o["cell"])}) for o in d["objects"])
+        relation = d.get("relation")
         return cls(index=d["index"], id=d["id"], split=d["split"], subset=d["subset"],
-                   variation=d["variation"], objects=objs, option_index=dict(d["option_index"]))
+                   variation=d["variation"], objects=objs, option_index=dict(d["option_index"]),
+                   relation=dict(relation) if relation else None)
 
 
 def scene_id(index: int) -> str:
@@ -403,8 +416,25 @@ def assign_splits(rows: list[tuple], strata: list[int], fractions: list[dict[str
 class _Target:
     subset: str
     attrs: dict
-    cell: tuple[int, int]
+    cell: tuple[int, int] | None       # None for relation designs: the pair's cells are chosen per split
     split: str = ""
+    relation: tuple[str, str] | None = None   # relation designs: (task, planned answer)
+
+    def placement(self, rows: int, cols: int) -> str:
+        """The level balanced beside the factors: the target's area, or the relation's planned answer."""
+        return level_name(*self.relation) if self.relation else area_of_cell(*self.cell, rows, cols)
+
+
+def _subset_counts(cfg: DesignFile, subsets: list[SubsetConfig]) -> list[int]:
+    """A balanced design's scenes shared out over subsets in proportion to their product sizes (largest
+    remainder)."""
+    weights = [np.prod([len(v) for v in _levels(cfg, s).values()]) for s in subsets]
+    total = cfg.design.scenes
+    quota = [total * w / sum(weights) for w in weights]
+    counts = [int(q) for q in quota]
+    for i in sorted(range(len(subsets)), key=lambda i: counts[i] - quota[i])[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 def _targets(cfg: DesignFile) -> list[_Target]:
@@ -420,14 +450,7 @@ def _targets(cfg: DesignFile) -> list[_Target]:
                                                                   lv["material"], cells):
                     out.append(_Target(sub.name, dict(shape=shape, color=color, size=size, material=material), cell))
         return out
-    # balanced: scenes shared out over subsets in proportion to their product sizes (largest remainder)
-    weights = [np.prod([len(v) for v in _levels(cfg, s).values()]) for s in subsets]
-    total = cfg.design.scenes
-    quota = [total * w / sum(weights) for w in weights]
-    counts = [int(q) for q in quota]
-    for i in sorted(range(len(subsets)), key=lambda i: counts[i] - quota[i])[: total - sum(counts)]:
-        counts[i] += 1
-    for sub, n in zip(subsets, counts):
+    for sub, n in zip(subsets, _subset_counts(cfg, subsets)):
         lv = _levels(cfg, sub)
         names = ["shape", "color", "size", "material"]
         sizes = [len(lv[k]) for k in names] + [len(AREAS)]
@@ -461,8 +484,8 @@ def _split_targets(cfg: DesignFile, targets: list[_Target]) -> None:
             t.split = spec[t.subset]
     if not shared:
         return
-    levels = [(t.attrs["shape"], t.attrs["color"], t.attrs["size"], t.attrs["material"],
-               area_of_cell(*t.cell, rows, cols)) for t in shared]
+    levels = [(t.attrs["shape"], t.attrs["color"], t.attrs["size"], t.attrs["material"], t.placement(rows, cols))
+              for t in shared]
     strata = [divided.index(t.subset) for t in shared]
     splits = assign_splits(levels, strata, [spec[name] for name in divided], _rng(cfg, "split"))
     for t, s in zip(shared, splits):
@@ -538,7 +561,7 @@ def _least_used(options: np.ndarray, use: np.ndarray, rng: random.Random) -> int
 
 def plan(cfg: DesignFile) -> list[SceneSpec]:
     """Every scene of the design, ordered by split (train, val, test) and shuffled inside a split."""
-    targets = _targets(cfg)
+    targets = _relation_targets(cfg) if cfg.relations else _targets(cfg)
     _split_targets(cfg, targets)
     _check_heldout(cfg, targets)
     rows, cols = cfg.grid.rows, cfg.grid.cols
@@ -546,6 +569,9 @@ def plan(cfg: DesignFile) -> list[SceneSpec]:
     for split in SPLITS:
         members = [(t, v) for t in targets if t.split == split for v in range(cfg.distractors.variations)]
         _rng(cfg, "order", split).shuffle(members)
+        if cfg.relations:
+            scenes += _relation_scenes(cfg, members, split, len(scenes))
+            continue
         extras = _distractors(cfg, members, split)
         option_rng = _rng(cfg, "options", split)
         slots = {task: balanced_indices(len(members), len(LABELS[task]) if task != "open" else 1, option_rng)
@@ -557,6 +583,110 @@ def plan(cfg: DesignFile) -> list[SceneSpec]:
                                     objects=(target, *distractors),
                                     option_index={task: slots[task][j] for task in cfg.questions.tasks}))
     return scenes
+
+
+# ---------------------------------------------------------------- relation designs (issue 13)
+#
+# A relation scene asks one relation task of a target and an anchor. Its planned answer is a level like the
+# area of an area design: crossed with the target's factors (balanced or exhaustive, then split the same way),
+# so every answer of every task is within one of equal per split. The pair's cells are then chosen so that the
+# planned answer holds by construction (relations.pair_cells); the renderer measures it from the pixels.
+
+def _relation_targets(cfg: DesignFile) -> list[_Target]:
+    levels = relation_levels(cfg.questions.tasks)
+    names = ["shape", "color", "size", "material"]
+    out: list[_Target] = []
+    subsets = _subsets(cfg)
+    if cfg.design.kind == "exhaustive":
+        for sub in subsets:
+            lv = _levels(cfg, sub)
+            for _ in range(cfg.design.repeat):
+                for *attrs, level in product(*(lv[k] for k in names), levels):
+                    out.append(_Target(sub.name, dict(zip(names, attrs)), None, relation=level))
+        return out
+    for sub, n in zip(subsets, _subset_counts(cfg, subsets)):
+        lv = _levels(cfg, sub)
+        sizes = [len(lv[k]) for k in names] + [len(levels)]
+        rows_ = balanced_sample(sizes, n, _rng(cfg, "relations", sub.name))
+        if n and imbalance(rows_, sizes) > 1:
+            raise InputError(f"design.scenes: {n} scenes in subset {sub.name!r} cannot keep every level, relation "
+                             f"answer and pair within one of equal; choose a multiple of {int(np.prod(sizes))} "
+                             f"or a larger count")
+        out += [_Target(sub.name, {k: lv[k][r[j]] for j, k in enumerate(names)}, None, relation=levels[r[-1]])
+                for r in rows_]
+    return out
+
+
+def _relation_scenes(cfg: DesignFile, members: list[tuple[_Target, int]], split: str, start: int) -> list[SceneSpec]:
+    """One split's relation scenes, in order: the pair's cells (least used cells among the pairs placed for
+    the planned answer, at random among ties), the anchor's attributes (the least used combination whose
+    description differs from the target's), distractors (descriptions differing from both, least used free
+    cells), and the correct option's position balanced per task."""
+    rows, cols = cfg.grid.rows, cfg.grid.cols
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    rng = _rng(cfg, "relations", "pairs", split)
+    describe = cfg.questions.describe
+    combos: dict[tuple, int] = {}   # every attribute combination of a subset -> its id
+    for sub in _subsets(cfg):
+        lv = _levels(cfg, sub)
+        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
+            combos.setdefault(c, len(combos))
+    by_id = list(combos)
+    levels = {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+    pairs: dict[tuple, np.ndarray] = {}
+    combo_use, cell_use = np.zeros(len(combos), np.int64), np.zeros(len(cells), np.int64)
+
+    def allowed(subset: str, avoid: set[tuple]) -> np.ndarray:
+        lv = levels[subset]
+        return np.array([combos[c] for c in product(lv["shape"], lv["color"], lv["size"], lv["material"])
+                         if tuple(c[FACTORS.index(k)] for k in describe) not in avoid], dtype=np.int64)
+
+    def obj(role: str, attrs: dict, k: int) -> ObjectSpec:
+        return ObjectSpec(role, cell=cells[k], area=area_of_cell(*cells[k], rows, cols), **attrs)
+
+    planned = []
+    for t, v in members:
+        task, answer = t.relation
+        if t.relation not in pairs:
+            pairs[t.relation] = np.array([(cells.index(a), cells.index(b))
+                                          for a, b in pair_cells(task, answer, rows, cols)], dtype=np.int64)
+        cand = pairs[t.relation]
+        if not len(cand):
+            raise InputError(f"grid: a {rows}x{cols} grid has no two cells for {task} = {answer!r}; use more rows "
+                             f"and cols")
+        score = cell_use[cand[:, 0]] + cell_use[cand[:, 1]]
+        ties = cand[score == score.min()]
+        ti, ai = (int(x) for x in ties[rng.randrange(len(ties))])
+        cell_use[[ti, ai]] += 1
+        target_desc = description(t.attrs, describe)
+        ids = allowed(t.subset, {target_desc})
+        if not len(ids):
+            raise InputError("questions.tasks: a relation needs an anchor whose description differs from the "
+                             f"target's ({' '.join(map(str, target_desc))}); add levels")
+        anchor = dict(zip(FACTORS, by_id[_least_used(ids, combo_use, rng)]))
+        objects = [obj("target", t.attrs, ti), obj("anchor", anchor, ai)]
+        n = cfg.distractors.count
+        if n:
+            ids = allowed(t.subset, {target_desc, description(anchor, describe)})
+            if not len(ids):
+                raise InputError("distractors.count: no attribute combination differs from the descriptions of "
+                                 "both the target and the anchor; add levels or set count = 0")
+            free = np.array([k for k in range(len(cells)) if k not in (ti, ai)], dtype=np.int64)
+            for _ in range(n):
+                k = _least_used(free, cell_use, rng)
+                free = free[free != k]
+                objects.append(obj("distractor", dict(zip(FACTORS, by_id[_least_used(ids, combo_use, rng)])), k))
+        planned.append((t, v, tuple(objects)))
+    option_rng = _rng(cfg, "options", split)
+    slots = {task: iter(balanced_indices(sum(t.relation[0] == task for t, _, _ in planned), 2, option_rng))
+             for task in cfg.questions.tasks}
+    out = []
+    for j, (t, v, objects) in enumerate(planned):
+        task, answer = t.relation
+        out.append(SceneSpec(index=start + j, id=scene_id(start + j), split=split, subset=t.subset, variation=v,
+                             objects=objects, option_index={task: next(slots[task])},
+                             relation={"task": task, "answer": answer}))
+    return out
 
 
 def summarize(scenes: list[SceneSpec]) -> dict:
@@ -574,4 +704,6 @@ def summarize(scenes: list[SceneSpec]) -> dict:
         if t.material:
             d["material"][t.material] += 1
         d["subset"][s.subset] += 1
+        if s.relation:
+            d.setdefault("relation", Counter())[level_name(s.relation["task"], s.relation["answer"])] += 1
     return {split: {k: (dict(v) if isinstance(v, Counter) else v) for k, v in d.items()} for split, d in out.items()}

@@ -177,13 +177,15 @@ def test_plans_do_not_depend_on_the_clock(presets, rate, hash_seed):
 
 def test_every_preset_is_within_one_inside_each_subset(presets):
     """Where exact balance is possible it is found: every shipped preset has every level and pair of levels
-    of every split within one of equal inside each subset (the search does not fall back)."""
+    of every split within one of equal inside each subset (the search does not fall back). Relation designs
+    balance their planned answer where area designs balance the area."""
     for name, scenes in presets.items():
         by_subset: dict[str, list] = {}
         for s in scenes:
             if s.variation == 0:
                 t = s.target
-                by_subset.setdefault(s.subset, []).append((s.split, (t.shape, t.color, t.size, t.material, t.area)))
+                place = f"{s.relation['task']}:{s.relation['answer']}" if s.relation else t.area
+                by_subset.setdefault(s.subset, []).append((s.split, (t.shape, t.color, t.size, t.material, place)))
         for subset, members in by_subset.items():
             for key in [(a,) for a in range(5)] + list(combinations(range(5), 2)):
                 cells = list(product(*[sorted({r[a] for _, r in members}, key=str) for a in key]))

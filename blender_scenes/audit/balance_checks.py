@@ -1,7 +1,8 @@
 """The balance checks: every promise of the design judged on the counts recounted from disk. Per split and
 subset (exhaustive: every count equal where a split holds a whole subset; otherwise within one), the correct
-option's position per task, and the whole design over all splits. Of the audit it imports only balance,
-sections, scan, source and findings."""
+option's position per task, relation answers per task, and the whole design over all splits. Relation designs
+balance the planned answer (e.g. 'left_right:left') where area designs balance the target's area, and promise
+nothing of cells. Of the audit it imports only balance, sections, scan, source, findings and relation_checks."""
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ from ..labels import LABELS
 from ..questions import QuestionRecord
 from .balance import count_levels, fmt_bound, fmt_ratio, judge
 from .findings import Finding
+from .relation_checks import answer_level
 from .scan import SceneRecord
 from .sections import active_factors, factor_levels, level_name, object_values, table
 from .source import Source
@@ -88,6 +90,8 @@ def balance_checks(src: Source, rows_by_split: dict[str, list[SceneRecord]],
         for name, members in _by_subset(rows).items():
             _subset_checks(src, split, name, members, checklist)
         _option_checks(split, questions.get(split, []), src.partial(split), checklist)
+        if src.cfg.relations:
+            _relation_answer_checks(src, split, rows, checklist)
     if _whole_design_on_disk(src, rows_by_split):
         all_rows = [r for rows in rows_by_split.values() for r in rows]
         for name, members in _by_subset(all_rows).items():
@@ -105,6 +109,33 @@ def _by_subset(rows: list[SceneRecord]) -> dict[str, list[SceneRecord]]:
     for r in rows:
         out[r.subset].append(r)
     return out
+
+
+def _placement(src: Source) -> str:
+    """The level balanced beside the factors: the target's area, or a relation design's answer."""
+    return "relation" if src.cfg.relations else "area"
+
+
+def _items(src: Source, members: list[SceneRecord]) -> list[dict]:
+    """Each scene's target levels; a relation scene's also its answer's level (from its recorded question)."""
+    items = [object_values(r.objects[0]) for r in members]
+    if src.cfg.relations:
+        for item, r in zip(items, members):
+            q = r.questions[0] if r.questions else None
+            item["relation"] = answer_level(src.cfg, r, q.task, q.answer) if q else None
+    return items
+
+
+def _relation_answer_checks(src: Source, split: str, rows: list[SceneRecord], checklist: Checklist) -> None:
+    """Per relation task, its answers (depth: which of the two is closer) within one of equal per split."""
+    promise = _split_promise(src, split, False, checklist.unit)
+    levels = factor_levels(src)["relation"]
+    answers = [a["relation"] for a in _items(src, rows)]
+    for task in src.cfg.questions.tasks:
+        mine = [lv for lv in levels if lv.startswith(f"{task}:")]
+        c = count_levels((a for a in answers if a and a.startswith(f"{task}:")), mine)
+        checklist.judge(split, split, f"relation answers ({task})", list(c.values()), promise,
+                        [x for x, n in c.items() if not n])
 
 
 def _per_target(unit: int) -> str:
@@ -133,8 +164,9 @@ def _subset_checks(src: Source, split: str, name: str, members: list[SceneRecord
     lv = factor_levels(src, [name] if src.subset(name) else None)
     whole = src.cfg.design.kind == "exhaustive" and src.whole_split_of(name) == split
     levels = _split_promise(src, split, whole, checklist.unit)
-    items = [object_values(r.objects[0]) for r in members]
-    for k in [*active_factors(lv), "area"]:
+    place = _placement(src)
+    items = _items(src, members)
+    for k in [*active_factors(lv), place]:
         c = count_levels((t[k] for t in items), lv[k])
         checklist.judge(scope, split, f"target {k}", list(c.values()), levels,
                         [level_name(x) for x, n in c.items() if not n])
@@ -142,15 +174,17 @@ def _subset_checks(src: Source, split: str, name: str, members: list[SceneRecord
                                          "planner keeps levels exact, pairs as close as it can): reported, not "
                                          "enforced", False)
     for k in active_factors(lv):
-        tb = table(items, "area", k, lv)
-        checklist.judge(scope, split, f"target area x {k}", [n for row in tb["counts"] for n in row], pairs,
+        tb = table(items, place, k, lv)
+        checklist.judge(scope, split, f"target {place} x {k}", [n for row in tb["counts"] for n in row], pairs,
                         tb["empty"])
-    cells = levels if whole else Promise("none", "cells are balanced within each area over the whole design, not "
-                                         "per split", False)
-    c = count_levels((t["cell"] for t in items), lv["cell"])
-    checklist.judge(scope, split, "target placement cell", list(c.values()), cells, [x for x, n in c.items() if not n])
+    if place == "area":   # relation designs choose cells per pair and promise nothing of them
+        cells = levels if whole else Promise("none", "cells are balanced within each area over the whole design, "
+                                             "not per split", False)
+        c = count_levels((t["cell"] for t in items), lv["cell"])
+        checklist.judge(scope, split, "target placement cell", list(c.values()), cells,
+                        [x for x, n in c.items() if not n])
     if whole:
-        _combinations_check(checklist, scope, split, items, lv, src.cfg.design.repeat * checklist.unit, levels)
+        _combinations_check(checklist, scope, split, items, lv, src.cfg.design.repeat * checklist.unit, levels, place)
 
 
 def _option_checks(split: str, questions: list[QuestionRecord], partial: bool, checklist: Checklist) -> None:
@@ -158,7 +192,7 @@ def _option_checks(split: str, questions: list[QuestionRecord], partial: bool, c
     promise = Promise("within-one", "option orders are balanced per split and task" if not partial else
                       "partial split: reported only", not partial)
     for task, qs in _by_task(questions).items():
-        k = len(LABELS[task]) if task in LABELS and task != "open" else 0
+        k = 2 if task == "depth" else len(LABELS[task]) if task in LABELS and task != "open" else 0
         with_options = [q for q in qs if q.options]
         if not k or not with_options:
             continue
@@ -178,14 +212,15 @@ def _design_checks(src: Source, name: str, members: list[SceneRecord], checklist
     reps = src.cfg.design.repeat * checklist.unit
     scope = f"design / subset {name}" if len(src.cfg.design.subsets) > 1 else "design (all splits)"
     lv = factor_levels(src, [name])
-    items = [object_values(r.objects[0]) for r in members]
+    place = _placement(src)
+    items = _items(src, members)
     promise = Promise("exact", f"exhaustive design: every combination {reps}x") if exhaustive else \
         Promise("within-one", f"balanced design: every level and pair of levels within one"
                 f"{_per_target(checklist.unit)} of equal over all splits")
-    names = [*active_factors(lv), "area"]
+    names = [*active_factors(lv), place]
     if exhaustive:
-        _combinations_check(checklist, scope, None, items, lv, reps, promise)
-    for k in [*names, "cell"]:
+        _combinations_check(checklist, scope, None, items, lv, reps, promise, place)
+    for k in names + (["cell"] if place == "area" else []):
         c = count_levels((t[k] for t in items), lv[k])
         checklist.judge(scope, None, f"target {k}", list(c.values()), promise,
                         [level_name(x) for x, n in c.items() if not n])
@@ -197,14 +232,16 @@ def _design_checks(src: Source, name: str, members: list[SceneRecord], checklist
 
 
 def _combinations_check(checklist: Checklist, scope: str, split: str | None, items: list[dict], lv: dict,
-                        reps: int, promise: Promise) -> None:
-    """Exhaustive designs: every combination of levels and cell exactly `repeat x variations` times."""
-    combos = Counter((t["shape"], t["color"], t["size"], t["material"], t["cell"]) for t in items)
-    full = list(product(lv["shape"], lv["color"], lv["size"], lv["material"] or [None], lv["cell"]))
+                        reps: int, promise: Promise, place: str = "area") -> None:
+    """Exhaustive designs: every combination of levels and cell (relation designs: and relation answer) exactly
+    `repeat x variations` times."""
+    last = "cell" if place == "area" else place
+    combos = Counter((t["shape"], t["color"], t["size"], t["material"], t[last]) for t in items)
+    full = list(product(lv["shape"], lv["color"], lv["size"], lv["material"] or [None], lv[last]))
     known = set(full)
     counts = [combos.get(c, 0) for c in full] + [n for c, n in combos.items() if c not in known]
     missing = [" ".join(str(v) for v in c if v is not None) for c in full if not combos.get(c)]
-    check = checklist.judge(scope, split, f"every combination {reps}x (shape x color x size x material x cell)",
+    check = checklist.judge(scope, split, f"every combination {reps}x (shape x color x size x material x {last})",
                             counts, Promise("exact", promise.why, promise.strict), missing[:20])
     # equal counts are not enough: each must be exactly `reps` (a combination twice and none missing is wrong)
     if counts and (min(counts) != reps or max(counts) != reps):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..labels import AREAS, LABELS, area_of_box, label_of_box
+from ..labels import AREAS, LABELS, RELATION_TASKS, area_of_box, label_of_box, relation_of_boxes
 from ..questions import QuestionRecord, read_questions, resolve_image
 from . import pictures
 from .balance import count_levels, figures
@@ -80,7 +80,8 @@ def summarize_questions(path: str | Path) -> QuestionFileSummary:
 
 
 def tally_answers(records: list[QuestionRecord], path: Path) -> AnswerTally:
-    """Each answer against the label of its box (where the image size is known), each answer among its options."""
+    """Each answer against the label of its box (where the image size is known; a 2D relation: of its target and
+    anchor boxes), each answer among its options. Depth answers need a depth pass and are counted unchecked."""
     tally = AnswerTally()
     cache: dict = {}
     for line, q in enumerate(records, 1):
@@ -92,8 +93,15 @@ def tally_answers(records: list[QuestionRecord], path: Path) -> AnswerTally:
         W, H = size
         tally.targets.setdefault((q.image, tuple(bbox)), Target(area_of_box(bbox, W, H),
                                                                q.target.get("category", "?")))
+        if q.task in RELATION_TASKS:   # 2D relations from the two boxes; depth needs a depth pass: unchecked here
+            anchor = (q.anchor or {}).get("bbox")
+            if q.task == "depth" or not anchor:
+                tally.unsized += 1
+                continue
+            want = relation_of_boxes(bbox, anchor, q.task)
+        else:
+            want = label_of_box(bbox, W, H, q.task)
         tally.checked += 1
-        want = label_of_box(bbox, W, H, q.task)
         if q.answer == want:
             tally.verified += 1
         else:

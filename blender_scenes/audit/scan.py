@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 
 from ..labels import area_of_box
-from ..measure import decode_mask
+from ..measure import decode_mask, median_depth
 
 # what a scene record says of an object, copied as recorded (a damaged file may hold anything there)
 OBJECT_KEYS = ("id", "role", "shape", "display", "color", "size", "material", "planned_cell", "cell", "area",
-               "bbox", "visible_pixels", "visible_share")
-RECORD_KEYS = ("id", "index", "split", "subset", "variation", "image", "width", "height")
+               "bbox", "visible_pixels", "visible_share", "depth")
+RECORD_KEYS = ("id", "index", "split", "subset", "variation", "image", "width", "height", "relation", "depth_file")
 QUESTION_KEYS = ("id", "task", "answer", "options", "image")
 ATTRS = ("shape", "color", "size", "material")   # the factors an object carries
 
@@ -61,6 +61,7 @@ class SceneObject:
     bbox: list[float] | None = None
     visible_pixels: int | None = None
     visible_share: float | None = None
+    depth: float | None = None                 # depth designs: the recorded median depth of its visible pixels
     seg_digest: str | None = None              # digest of the recorded RLE, compared with the COCO file's
     mask_error: str | None = None              # why the RLE does not decode
     mask_shape: list[int] | None = None        # (height, width)
@@ -68,6 +69,7 @@ class SceneObject:
     mask_pixels: int | None = None
     mask_area: str | None = None               # the area label of the mask's box, by the one rule
     background_share: float | None = None      # flat scenes: share of the mask showing the background colour
+    mask_depth: float | None = None            # depth designs: median of the stored depth pass over the mask
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ class SceneRecord:
     image: Any
     width: Any
     height: Any
+    relation: Any                  # relation designs: the planned {"task", "answer"}; None otherwise
+    depth_file: Any                # depth designs: the stored depth pass, relative to the dataset root
     objects: list[SceneObject]
     questions: list[SceneQuestion]
+    depth_error: str | None = None   # why the depth pass could not be read
 
 
 @dataclass
@@ -140,7 +145,18 @@ def mask_box(mask: np.ndarray) -> list[float] | None:
     return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
 
 
-def measure_object(obj: dict, img: np.ndarray | None, background: list | None) -> SceneObject:
+def read_depth_map(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """A stored depth pass (16-bit PNG, measure.DEPTH_UNIT metres a step), or why it cannot be read."""
+    if not path.is_file():
+        return None, "missing depth pass"
+    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.ndim != 2 or depth.dtype != np.uint16:
+        return None, "depth pass does not decode as a 16-bit single-channel PNG"
+    return depth, None
+
+
+def measure_object(obj: dict, img: np.ndarray | None, background: list | None,
+                   depth: np.ndarray | None = None) -> SceneObject:
     """What the object's mask says: its box, pixel count and area label, and (flat scenes) the share of its
     pixels that show the background colour in the image (should be ~0: the mask covers the drawn shape)."""
     out = SceneObject(**{k: obj.get(k) for k in OBJECT_KEYS})
@@ -156,6 +172,8 @@ def measure_object(obj: dict, img: np.ndarray | None, background: list | None) -
     out.mask_box = box
     out.mask_pixels = int(mask.sum())
     out.mask_area = area_of_box(box, mask.shape[1], mask.shape[0]) if box else None
+    if depth is not None and depth.shape == mask.shape:
+        out.mask_depth = median_depth(depth, mask)
     if background is not None and img is not None and box and img.shape[:2] == mask.shape:
         bgr = img[..., :3] if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
         bg = np.array(background[::-1], dtype=bgr.dtype)   # config RGB -> OpenCV BGR
@@ -189,13 +207,17 @@ def scan_scene(job: ScanJob) -> SceneScan:
     image, img = read_image(root / image_file)
     scan = SceneScan(job.split, job.scene_id, scene_file, exists, image_file, image, error=error)
     if record is not None:
+        depth, depth_error = None, None
+        if isinstance(record.get("depth_file"), str):
+            depth, depth_error = read_depth_map(root / record["depth_file"])
         try:
-            objects = [measure_object(o, img, job.background) for o in record["objects"]]
+            objects = [measure_object(o, img, job.background, depth) for o in record["objects"]]
         except (KeyError, TypeError, AttributeError) as err:
             scan.error = f"malformed object in scene JSON: {type(err).__name__}: {err}"
             return scan
         questions = [SceneQuestion(**{k: q.get(k) for k in QUESTION_KEYS}) for q in record.get("questions") or []]
-        scan.record = SceneRecord(**{k: record.get(k) for k in RECORD_KEYS}, objects=objects, questions=questions)
+        scan.record = SceneRecord(**{k: record.get(k) for k in RECORD_KEYS}, objects=objects, questions=questions,
+                                  depth_error=depth_error)
     return scan
 
 

@@ -1,15 +1,18 @@
 """Checks of each scanned scene against the plan and its own pixels: its files exist and decode at the declared
 size, its record matches the plan, each object's mask gives the recorded box, pixel count and area, and each
-target's answers equal the labels of its mask's box. Bad data is reported as findings, never raised. Of the
-audit it imports only scan, source and findings."""
+target's answers equal the labels of its mask's box (relation scenes: the relation of the target's and anchor's
+mask boxes, or of their median depths in the depth pass). Bad data is reported as findings, never raised. Of the
+audit it imports only scan, source, findings and relation_checks."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..labels import label_of_box
+from ..config import DesignFile
+from ..labels import RELATION_TASKS, label_of_box
 from ..plan import SceneSpec
 from .findings import Finding
+from .relation_checks import expected_answer, pair_findings
 from .scan import ATTRS, SceneObject, SceneRecord, SceneScan
 from .source import Source
 
@@ -75,7 +78,7 @@ def check_scenes(src: Source, scans: dict[str, list[SceneScan]]) -> SceneCheck:
             _record_findings(rec, scan, split, W, H, say)
             if spec is not None:
                 _plan_findings(rec, spec, say)
-            _label_findings(rec, W, H, say, st, src.cfg.render.min_visible)
+            _label_findings(rec, W, H, say, st, src.cfg)
     return SceneCheck(out, stats)
 
 
@@ -115,22 +118,32 @@ def _plan_findings(rec: SceneRecord, spec: SceneSpec, say: Say) -> None:
                 say(f"object {k + 1} ({o.role}) {key} {getattr(o, key)!r} differs from the plan {getattr(p, key)!r}")
         if list(o.planned_cell or []) != list(p.cell):
             say(f"object {k + 1} planned_cell {o.planned_cell} differs from the plan {list(p.cell)}")
-        if o.area != p.area:
+        if o.area != p.area and not spec.relation:   # relation scenes promise their relation, not areas
             say(f"object {k + 1} area {o.area!r} differs from the planned area {p.area!r}", "labels")
+    if rec.relation != spec.relation:
+        say(f"relation {rec.relation} differs from the plan {spec.relation}")
     if rec.subset != spec.subset:
         say(f"subset {rec.subset!r} differs from the plan {spec.subset!r}")
 
 
-def _label_findings(rec: SceneRecord, W: int, H: int, say: Say, st: LabelStats, min_visible: float) -> None:
-    """Every object's mask agrees with its record; the target's answers are the labels of its mask's box."""
+def _label_findings(rec: SceneRecord, W: int, H: int, say: Say, st: LabelStats, cfg: DesignFile) -> None:
+    """Every object's mask agrees with its record; the target's answers are the labels of its mask's box, a
+    relation's the relation of the two masks (depth: of their median depths in the depth pass)."""
+    pair_ok = pair_findings(cfg, rec, say) if rec.relation else True
     for k, o in enumerate(rec.objects):
-        ok = _object_ok(o, k, W, H, say, min_visible)
+        ok = _object_ok(o, k, W, H, say, cfg.render.min_visible)
         if k == 0:   # the target
+            ok = ok and pair_ok
             for q in rec.questions:
-                want = label_of_box(o.mask_box, W, H, q.task) if o.mask_box else None
+                if q.task in RELATION_TASKS:
+                    want = expected_answer(cfg, rec, q.task)
+                    whose = "the depth pass gives" if q.task == "depth" else "the two masks give"
+                else:
+                    want = label_of_box(o.mask_box, W, H, q.task) if o.mask_box else None
+                    whose = "the target's mask gives"
                 if q.answer != want:
                     ok = False
-                    say(f"question {q.id}: answer {q.answer!r}, the target's mask gives {want!r}", "labels")
+                    say(f"question {q.id}: answer {q.answer!r}, {whose} {want!r}", "labels")
             st.targets += 1
             if ok:
                 st.verified_ids.add(rec.id)

@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 
 from ..labels import AREAS, LABELS
 from ..questions import QuestionRecord
+from ..relations import level_name as level_key
+from ..relations import relation_levels
 from .balance import count_levels, figures
 from .scan import ATTRS, SceneObject, SceneRecord
 from .source import Source
@@ -43,6 +45,8 @@ def factor_levels(src: Source, subsets: list[str] | None = None) -> dict[str, li
         "material": lv("materials", list(cfg.factors.materials)) if cfg.factors.materials else [],
         "area": list(AREAS), "cell": [f"{r},{c}" for r in range(rows) for c in range(cols)],
         "distractors": [cfg.distractors.count],
+        # relation designs balance the planned answer where area designs balance the area
+        "relation": [level_key(*lv) for lv in relation_levels(cfg.questions.tasks)] if cfg.relations else [],
     }
 
 

@@ -72,6 +72,40 @@ def set_index_pass(scene: bpy.types.Scene) -> None:
     scene.render.image_settings.color_depth = "8"
 
 
+def add_depth_output(scene: bpy.types.Scene, folder: Path) -> None:
+    """Also write the scene's Z pass (Blender's depth: distance along the view axis, in metres) to
+    folder/depth0001.exr at each render. A render result's passes cannot be read from Python, so a compositor
+    File Output node writes it (32-bit float); the main output stays the plain Image, unchanged."""
+    scene.view_layers[0].use_pass_z = True
+    scene.use_nodes = True
+    tree = scene.node_tree
+    for node in list(tree.nodes):
+        tree.nodes.remove(node)
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.scene = scene
+    composite = tree.nodes.new("CompositorNodeComposite")
+    tree.links.new(layers.outputs["Image"], composite.inputs["Image"])
+    out = tree.nodes.new("CompositorNodeOutputFile")
+    out.base_path = str(folder)
+    out.format.file_format, out.format.color_depth, out.format.color_mode = "OPEN_EXR", "32", "RGB"
+    out.file_slots[0].path = "depth"
+    tree.links.new(layers.outputs["Depth"], out.inputs[0])
+
+
+def read_depth(folder: Path, height: int, width: int) -> np.ndarray:
+    """The depth the last render wrote with `add_depth_output`, as (height, width) float32, top row first."""
+    path = folder / "depth0001.exr"
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        image.colorspace_settings.name = "Non-Color"   # raw metres, no colour transform
+        buf = np.empty(height * width * image.channels, np.float32)
+        image.pixels.foreach_get(buf)
+    finally:
+        bpy.data.images.remove(image)
+    path.unlink()
+    return np.ascontiguousarray(buf.reshape(height, width, -1)[::-1, :, 0])   # Blender's rows run bottom-up
+
+
 def index_color(object_id: int) -> tuple[float, float, float, float]:
     return (object_id / 255.0, 0.0, 0.0, 1.0)
 

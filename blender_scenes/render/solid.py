@@ -5,7 +5,9 @@ Positions are controlled in image space: an object is put where the ray through 
 the ground, then moved until its projected box is centred on that pixel. The rendered pixels decide: an
 object whose visible box falls in another area, that touches the image border, that is hidden beyond
 `render.min_visible`, or that intersects another object is re-placed, deterministically, in another cell
-of the same area; a scene that cannot be placed is an error, never a wrong label."""
+of the same area; a scene that cannot be placed is an error, never a wrong label. A relation scene (issue 13)
+promises its relation instead of areas: its objects may move anywhere on the grid, the target and anchor only to
+cells that keep the planned relation, until the boxes (and the depth pass) give the planned answer."""
 from __future__ import annotations
 
 import math
@@ -19,9 +21,19 @@ from mathutils import Matrix, Vector
 from ..camera import Camera
 from ..config import DesignFile
 from ..labels import cells_of_area
-from ..measure import measure
+from ..measure import depth_png, measure, measured_relation, median_depth
 from ..plan import SceneSpec
-from .blend import Scratch, index_color, new_scene, set_index_pass, srgb_to_linear, workbench_aa
+from ..relations import keeps_relation, pair_cells
+from .blend import (
+    Scratch,
+    add_depth_output,
+    index_color,
+    new_scene,
+    read_depth,
+    set_index_pass,
+    srgb_to_linear,
+    workbench_aa,
+)
 from .meshes import COLOURABLE
 from .shapes import builtin_mesh, mesh_vertices
 
@@ -46,6 +58,7 @@ class SolidRenderer:
         self.meshes: dict[str, tuple[bpy.types.Mesh, np.ndarray]] = {}
         self.materials: dict[tuple[str, str | None], bpy.types.Material] = {}
         self.pool: list[bpy.types.Object] = []
+        self.pairs: dict[tuple[str, str], list] = {}   # relation -> the planner's pairs of cells for it
         self._build()
 
     # -- one-time scene set-up --------------------------------------------------------------------
@@ -54,6 +67,9 @@ class SolidRenderer:
         self.beauty = new_scene("beauty", self.W, self.H)
         self.index = new_scene("index", self.W, self.H)
         set_index_pass(self.index)
+        self.depth = "depth" in cfg.questions.tasks   # only depth designs pay for the depth pass
+        if self.depth:
+            add_depth_output(self.index, self.scratch.dir)
         cam = bpy.data.cameras.new("camera")
         cam.lens, cam.sensor_width, cam.sensor_fit = cfg.camera.lens, 36.0, "AUTO"
         cam.clip_start, cam.clip_end = 0.1, 1000.0
@@ -193,32 +209,64 @@ class SolidRenderer:
         radius = float(np.linalg.norm(local[:, :2], axis=1).max())
         return pose, px, radius
 
-    def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict], SceneSpec]:
-        """(8-bit RGB image, object-index map with id k+1 for objects[k], poses, the spec as placed)."""
+    def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict], SceneSpec, np.ndarray | None]:
+        """(8-bit RGB image, object-index map with id k+1 for objects[k], poses, the spec as placed, the stored
+        depth map (measure.depth_png) of depth designs, else None)."""
         rng = random.Random(f"{self.cfg.seed}:place:{spec.index}")
         yaws = [rng.uniform(0, 2 * math.pi) for _ in spec.objects]
         cells = [o.cell for o in spec.objects]
         tried = [{c} for c in cells]
         for attempt in range(MAX_ATTEMPTS):
-            failing, occluded_by, poses, index = self._try(spec, cells, yaws)
+            failing, occluded_by, poses, index, depth = self._try(spec, cells, yaws)
             if not failing:
                 placed = replace(spec, objects=tuple(replace(o, cell=c) for o, c in zip(spec.objects, cells)))
                 image = self.scratch.render(self.beauty, "beauty")
-                return image, index, [dict(p, attempts=attempt + 1) for p in poses], placed
+                return image, index, [dict(p, attempts=attempt + 1) for p in poses], placed, depth
             movers = set()
             for k in failing:   # an occluded target stays; what hides it moves
                 movers |= occluded_by.get(k, set()) if k == 0 and occluded_by.get(k) else {k}
             for k in sorted(movers):
-                cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng)
+                if spec.relation and k < 2:
+                    self._move_pair(spec, k, cells, tried, rng)
+                else:
+                    cells[k] = self._next_cell(spec.objects[k], cells, tried[k], rng,
+                                               anywhere=spec.relation is not None)
         raise PlacementError(f"scene {spec.id}: no placement after {MAX_ATTEMPTS} attempts "
                              f"(objects too large for their cells? lower factors.sizes or widen the camera)")
 
-    def _next_cell(self, obj, cells, tried: set, rng: random.Random):
-        options = [c for c in cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols)
-                   if c not in tried and c not in cells]
+    def _move_pair(self, spec: SceneSpec, k: int, cells: list, tried: list[set], rng: random.Random) -> None:
+        """Move the target (k = 0) or anchor (k = 1) of a relation scene to an untried cell of the grid that keeps
+        the planned relation with the other where it is (the planner's rule), so a re-placement never trades one
+        wrong answer for another; when none is left, the pair moves together to another planned pair of cells."""
+        task, answer, g = spec.relation["task"], spec.relation["answer"], self.cfg.grid
+        other = cells[1 - k]
+
+        def keeps(c):
+            pair = (c, other) if k == 0 else (other, c)
+            return keeps_relation(task, answer, *pair, g.rows, g.cols)
+        options = [(r, c) for r in range(g.rows) for c in range(g.cols)
+                   if (r, c) not in tried[k] and (r, c) not in cells and keeps((r, c))]
+        if options:
+            cells[k] = rng.choice(options)
+            tried[k].add(cells[k])
+            return
+        if (task, answer) not in self.pairs:
+            self.pairs[task, answer] = pair_cells(task, answer, g.rows, g.cols)
+        taken = set(cells[2:])
+        pairs = [p for p in self.pairs[task, answer] if not taken & set(p) and p != (cells[0], cells[1])]
+        cells[0], cells[1] = rng.choice(pairs)
+        tried[0], tried[1] = {cells[0]}, {cells[1]}
+
+    def _next_cell(self, obj, cells, tried: set, rng: random.Random, anywhere: bool = False):
+        """Another cell for an object: of its area (area designs promise areas), or of the whole grid for a
+        relation scene's distractor (relation scenes promise their relation, not areas)."""
+        g = self.cfg.grid
+        area = [(r, c) for r in range(g.rows) for c in range(g.cols)] if anywhere else \
+            cells_of_area(obj.area, g.rows, g.cols)
+        options = [c for c in area if c not in tried and c not in cells]
         if not options:   # every cell of the area tried: start over with new orientations' luck
             tried.clear()
-            options = [c for c in cells_of_area(obj.area, self.cfg.grid.rows, self.cfg.grid.cols) if c not in cells]
+            options = [c for c in area if c not in cells]
         cell = rng.choice(sorted(options))
         tried.add(cell)
         return cell
@@ -247,6 +295,7 @@ class SolidRenderer:
                 if d < radii[a] + radii[b] + 0.05:
                     failing.add(b if b != 0 else a)
         index = self.scratch.render(self.index, "index")[..., 0]
+        depth = depth_png(read_depth(self.scratch.dir, self.H, self.W), index) if self.depth else None
         n = len(spec.objects)
         # only an object whose projected box meets another's can be hidden: draw just those alone
         overlapping = [k for k in range(n) if any(j != k and _overlap(hulls[j], hulls[k]) for j in range(n))]
@@ -255,11 +304,18 @@ class SolidRenderer:
             m = measure(index, k + 1)
             visible = m.pixels / full[k] if full.get(k) else (1.0 if m.pixels else 0.0)
             poses[k].update(bbox=m.bbox, visible_pixels=m.pixels, visible_share=round(visible, 4))
-            if m.area != obj.area or visible < cfg.render.min_visible:
+            if (m.area != obj.area and not spec.relation) or visible < cfg.render.min_visible:
                 failing.add(k)
                 if visible < cfg.render.min_visible:
                     occluded_by[k] = {j for j in range(len(spec.objects)) if j != k and _overlap(hulls[j], hulls[k])}
-        return failing, occluded_by, poses, index
+        if spec.relation and self._relation(spec, poses, index, depth) != spec.relation["answer"]:
+            failing.add(1)   # the pixels do not give the planned answer: the anchor moves
+        return failing, occluded_by, poses, index, depth
+
+    def _relation(self, spec: SceneSpec, poses: list[dict], index: np.ndarray, depth: np.ndarray | None):
+        depths = [median_depth(depth, index == k + 1) if depth is not None else None for k in (0, 1)]
+        return measured_relation(spec.relation["task"], poses[0]["bbox"], poses[1]["bbox"], *depths,
+                                 margin=self.cfg.depth_margin)
 
     def _dress(self, k: int, obj, pose: dict) -> None:
         """Pool object k becomes `obj`: its mesh, colour and material, pose and index colour."""

@@ -11,7 +11,7 @@ from ..annotate import scene_record
 from ..config import DesignFile
 from ..dataset import DatasetLayout
 from ..files import atomic_write_bytes, atomic_write_json
-from ..measure import measure
+from ..measure import measure, median_depth
 from ..plan import SceneSpec
 from .blend import Scratch, reset_blender
 from .flat import FlatRenderer
@@ -41,7 +41,9 @@ def init(cfg_json: dict, root: str, threads: int | None = None) -> None:
 
 
 def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayout):
-    """Render, measure and annotate one scene: (its record, its RGB pixels), nothing written yet."""
+    """Render, measure and annotate one scene: (its record, its RGB pixels, its stored depth map or None),
+    nothing written yet."""
+    depth = None
     if cfg.render.style == "flat":
         if cfg.render.composite:
             image, index, poses = renderer.render(spec)
@@ -52,18 +54,25 @@ def render_scene(renderer, cfg: DesignFile, spec: SceneSpec, layout: DatasetLayo
                                     "ortho_scale": max(cfg.image.width, cfg.image.height), "unit": "pixel"},
                                     "background_rgb": list(cfg.image.background)}
     else:
-        image, index, poses, placed = renderer.render(spec)
+        image, index, poses, placed, depth = renderer.render(spec)
         scene_info = {"style": "3d", **renderer.scene_json()}
     measured = [measure(index, k + 1) for k in range(len(spec.objects))]
-    record = scene_record(cfg, spec, placed, poses, measured, scene_info, layout.image_rel(spec.split, spec.id))
-    return record, image
+    depths = None if depth is None else [median_depth(depth, index == k + 1) for k in range(len(spec.objects))]
+    record = scene_record(cfg, spec, placed, poses, measured, scene_info, layout.image_rel(spec.split, spec.id),
+                          depths, layout.depth_rel(spec.split, spec.id) if depth is not None else None)
+    return record, image, depth
 
 
-def write_scene(layout: DatasetLayout, record: dict, image) -> None:
+def write_scene(layout: DatasetLayout, record: dict, image, depth=None) -> None:
     ok, png = cv2.imencode(".png", image[..., ::-1])   # from the pixel buffer: no date/time text chunks
     if not ok:
         raise RuntimeError(f"scene {record['id']}: PNG encoding failed")
     atomic_write_bytes(layout.image(record["split"], record["id"]), png.tobytes())   # image before JSON
+    if depth is not None:   # the depth pass (16-bit PNG, measure.DEPTH_UNIT metres a step), also before JSON
+        ok, png = cv2.imencode(".png", depth)
+        if not ok:
+            raise RuntimeError(f"scene {record['id']}: depth PNG encoding failed")
+        atomic_write_bytes(layout.depth(record["split"], record["id"]), png.tobytes())
     atomic_write_json(layout.scene(record["split"], record["id"]), record)
 
 
@@ -72,8 +81,7 @@ def render_chunk(spec_dicts: list[dict]) -> dict:
     scratch = renderer.scratch
     t0, engine0 = time.perf_counter(), scratch.render_seconds
     for d in spec_dicts:
-        record, image = render_scene(renderer, cfg, SceneSpec.from_json(d), layout)
-        write_scene(layout, record, image)
+        write_scene(layout, *render_scene(renderer, cfg, SceneSpec.from_json(d), layout))
     return {"scenes": len(spec_dicts), "seconds": time.perf_counter() - t0,
             "engine_seconds": scratch.render_seconds - engine0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

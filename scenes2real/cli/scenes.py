@@ -46,11 +46,11 @@ def plan_table(name: str, summary: dict, display: dict[str, str]) -> Table:
         table.add_column(split, justify="right")
     table.add_row("scenes", "", *[str(summary[s]["scenes"]) for s in summary])
     table.add_row("objects", "", *[str(summary[s]["objects"]) for s in summary])
-    for factor in ("subset", "shape", "color", "size", "material", "area"):
-        levels = list(dict.fromkeys(lv for s in summary.values() for lv in s[factor]))
+    for factor in ("subset", "shape", "color", "size", "material", "area", "relation"):   # relation: its designs
+        levels = list(dict.fromkeys(lv for s in summary.values() for lv in s.get(factor, {})))
         for lv in levels:
             level = display.get(lv, str(lv)) if factor == "shape" else str(lv)
-            table.add_row(factor, level, *[str(summary[s][factor].get(lv, 0)) for s in summary])
+            table.add_row(factor, level, *[str(summary[s].get(factor, {}).get(lv, 0)) for s in summary])
     return table
 
 
