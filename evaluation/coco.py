@@ -19,16 +19,32 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-from blender_scenes.labels import (AREAS, LABELS, RELATION_TASKS, TASKS, area_of_box, distance_to_third_line,
-                                   label_of_box, relation_of_boxes)
-from blender_scenes.questions import (QuestionRecord, balanced_indices, describe, options_with_answer,
-                                      question_text, relation_question_text, write_jsonl)
 from blender_scenes.cocofile import load_instances
 from blender_scenes.errors import InputError
+from blender_scenes.labels import (
+    AREAS,
+    LABELS,
+    RELATION_TASKS,
+    TASKS,
+    area_of_box,
+    distance_to_third_line,
+    label_of_box,
+    relation_of_boxes,
+)
+from blender_scenes.questions import (
+    QuestionRecord,
+    balanced_indices,
+    describe,
+    options_with_answer,
+    question_text,
+    relation_question_text,
+    write_jsonl,
+)
 
 #: relation tasks COCO can answer: 2D boxes only (depth needs a rendered depth pass)
 COCO_RELATION_TASKS: tuple[str, ...] = tuple(t for t in RELATION_TASKS if t != "depth")

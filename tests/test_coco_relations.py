@@ -10,8 +10,14 @@ from blender_scenes.questions import QuestionRecord, read_questions
 from evaluation.coco import COCO_TASKS, CocoQuestionSettings, coco_questions, write_coco_questions
 from scenes2real.cli import cli
 from scenes2real.cli.evaluation import COCO_TASK_NAMES
-from tests.coco_fixtures import (annotation, hard_case_instances, image, instances, write_instances,
-                                 write_random_instances)
+from tests.coco_fixtures import (
+    annotation,
+    hard_case_instances,
+    image,
+    instances,
+    write_instances,
+    write_random_instances,
+)
 
 # hard_case_instances(), by hand. Candidates (unique category, not crowd): image 397133: dining table 1001
 # x 100.5..540.5, y 120.25..320.25 and cup 1007 x 20..32.5, y 30..40.25 (the persons and books are repeated,
