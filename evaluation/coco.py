@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from blender_scenes.labels import (
     TASKS,
     area_of_box,
     distance_to_third_line,
-    label_of_box,
+    label_of_area,
     relation_of_boxes,
 )
 from blender_scenes.questions import (
@@ -43,7 +45,7 @@ from blender_scenes.questions import (
     options_with_answer,
     question_text,
     relation_question_text,
-    write_jsonl,
+    write_lines,
 )
 
 #: relation tasks COCO can answer: 2D boxes only (depth needs a rendered depth pass)
@@ -320,7 +322,7 @@ def iter_area_rows(targets: list[Target], task: str, settings: CocoQuestionSetti
     slots = balanced_indices(len(targets), len(LABELS[task]), rng)
     for t, slot in zip(targets, slots):
         ann, img = t.ann, t.img
-        answer = label_of_box(ann["bbox"], img["width"], img["height"], task)
+        answer = label_of_area(t.area_label, task)   # the target's area, projected: its box is not measured twice
         yield _row(f"coco-{img['id']}-{ann['id']}-{task}", _image_path(img["file_name"], images), task,
                    question_text(t.description), options_with_answer(task, answer, slot, rng), answer,
                    t.record(), settings, split)
@@ -357,6 +359,32 @@ class Questions:
                 yield from iter_relation_rows(self.pairs[task], task, settings, self.split, images)
             else:
                 yield from iter_area_rows(self.targets, task, settings, self.split, images)
+
+
+class _LineEncoder:
+    """`json.dumps(row, ensure_ascii=False)` for the rows built here, about twice as fast: an object dict
+    (`target`, `anchor`) is shared by every record about that object, so it is encoded once. Keyed by the
+    dict's id, which is stable while the `Questions` holding its `Target` lives (the whole write). The test
+    suite compares the bytes with json.dumps."""
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+        self._objects: dict[int, str] = {}
+
+    def _value(self, value: Any) -> str:
+        if type(value) is str:
+            return _encode_string(value)
+        if value is None:
+            return "null"
+        if type(value) is dict:
+            text = self._objects.get(id(value))
+            if text is None:
+                text = self._objects[id(value)] = self._encode(value)
+            return text
+        return self._encode(value)
+
+    def __call__(self, row: dict[str, Any]) -> str:
+        return "{" + ", ".join(f"{_encode_string(key)}: {self._value(value)}" for key, value in row.items()) + "}"
 
 
 def _relation_summary(selection: Selection, chosen: dict[str, list[Pair]], per_task: dict[str, dict]) -> dict:
@@ -432,6 +460,6 @@ def write_coco_questions(instances: str | Path, out: str | Path, images: str | P
         images = _relative_to_root(Path(images), Path(out))
     with _no_gc():
         chosen = select(instances, settings)
-        write_jsonl(Path(out), chosen.rows(settings, images))
+        write_lines(Path(out), map(_LineEncoder(), chosen.rows(settings, images)))
     chosen.summary["out"] = str(out)
     return chosen.summary
