@@ -131,7 +131,7 @@ class Target:
     description: str
     attributes: dict
     area_label: str
-    _record: dict | None = None
+    _record: dict | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict:
         """The object as a record's `target` (or `anchor`) holds it; built once, shared by every question
