@@ -234,26 +234,33 @@ def balanced_sample(keys: Sequence[str], classes: Sequence[str], limit: int | No
     return sorted(i for c in classes for i in rng.sample(by_class[c], counts[c]))
 
 
+def subsample(keys: Sequence[str], classes: Sequence[str], balance: bool, limit: int | None, rng: random.Random,
+              empty_error: Callable[[list[str]], InputError], dropped: Counter) -> list[int]:
+    """Indices (ascending) kept of items whose classes are `keys`: balanced (`balanced_sample`) when asked,
+    else at most `limit` (a uniform seeded sample); `dropped` counts what balance and limit took."""
+    n = len(keys)
+    if balance:
+        keep = balanced_sample(keys, classes, limit, rng, empty_error)
+        balanced = min(Counter(keys).values()) * len(classes)
+        dropped["balance"] = n - balanced
+        dropped["limit"] = balanced - len(keep)
+        return keep
+    if limit is not None and limit < n:
+        dropped["limit"] = n - limit
+        return sorted(rng.sample(range(n), limit))
+    return list(range(n))
+
+
 def balance_and_limit(targets: list[Target], settings: CocoQuestionSettings, path: Path,
                       dropped: Counter) -> list[Target]:
     """Seeded subsampling of the area targets: the same count in every area (--balance-areas), at most
     --limit targets (which keeps the balance: limit // 9 per area, the remainder to seeded areas)."""
-    rng = random.Random(settings.seed)
-    before = len(targets)
-    if settings.balance_areas:
-        def empty_error(empty: list[str]) -> InputError:
-            return InputError(f"{path}: --balance-areas: no target left in area(s) {', '.join(empty)} "
-                              "after filtering; nothing to balance")
-        keep = balanced_sample([t.area_label for t in targets], AREAS, settings.limit, rng, empty_error)
-        balanced = min(Counter(t.area_label for t in targets).values()) * len(AREAS)
-        dropped["balance"] = before - balanced
-        dropped["limit"] = balanced - len(keep)
-        return [targets[i] for i in keep]
-    if settings.limit is not None and settings.limit < before:
-        keep = sorted(rng.sample(range(before), settings.limit))
-        dropped["limit"] = before - len(keep)
-        return [targets[i] for i in keep]
-    return targets
+    def empty_error(empty: list[str]) -> InputError:
+        return InputError(f"{path}: --balance-areas: no target left in area(s) {', '.join(empty)} "
+                          "after filtering; nothing to balance")
+    keep = subsample([t.area_label for t in targets], AREAS, settings.balance_areas, settings.limit,
+                     random.Random(settings.seed), empty_error, dropped)
+    return [targets[i] for i in keep]
 
 
 # -- pairs -------------------------------------------------------------------------------------------------
@@ -282,23 +289,12 @@ def sample_pairs(pairs: list[Pair], task: str, settings: CocoQuestionSettings, p
                  dropped: Counter) -> list[Pair]:
     """Seeded subsampling of one relation task's questions: equal counts per answer (--balance-answers) and
     at most --limit questions (keeping the balance: limit // 2 per answer, the remainder to a seeded one)."""
-    rng = random.Random(f"{settings.seed}:{task}:sample")
-    before = len(pairs)
-    if settings.balance_answers:
-        def empty_error(empty: list[str]) -> InputError:
-            return InputError(f"{path}: --balance-answers: no {task} question answers {', '.join(empty)} "
-                              "after filtering; nothing to balance")
-        answers = [answer for _, _, answer in pairs]
-        keep = balanced_sample(answers, LABELS[task], settings.limit, rng, empty_error)
-        balanced = min(Counter(answers).values()) * len(LABELS[task])
-        dropped["balance"] = before - balanced
-        dropped["limit"] = balanced - len(keep)
-        return [pairs[i] for i in keep]
-    if settings.limit is not None and settings.limit < before:
-        keep = sorted(rng.sample(range(before), settings.limit))
-        dropped["limit"] = before - len(keep)
-        return [pairs[i] for i in keep]
-    return pairs
+    def empty_error(empty: list[str]) -> InputError:
+        return InputError(f"{path}: --balance-answers: no {task} question answers {', '.join(empty)} "
+                          "after filtering; nothing to balance")
+    keep = subsample([answer for _, _, answer in pairs], LABELS[task], settings.balance_answers, settings.limit,
+                     random.Random(f"{settings.seed}:{task}:sample"), empty_error, dropped)
+    return [pairs[i] for i in keep]
 
 
 # -- questions -------------------------------------------------------------------------------------------
