@@ -92,8 +92,9 @@ def test_labels_cover_the_answer_turn_only(tmp_path, tiny_checkpoint, family):
 
 def test_relation_records_train_unchanged(tmp_path, tiny_checkpoint):
     """Relation records (with an anchor) become examples through the same prompt builder and collator."""
-    from blender_scenes.prompts import build_prompt
     from transformers import AutoProcessor
+
+    from blender_scenes.prompts import build_prompt
 
     path = write_relation_set(tmp_path)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
