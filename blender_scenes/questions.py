@@ -81,13 +81,18 @@ def balanced_indices(n: int, k: int, rng: random.Random) -> list[int]:
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """One JSON object per line, streamed to a temporary name and renamed into place (atomic), so a
     million-line file never sits in memory and a failure mid-way leaves nothing behind."""
+    write_lines(path, (json.dumps(r, ensure_ascii=False) for r in rows))
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """`write_jsonl` for lines already encoded (each without its newline): streamed, atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            for line in lines:
+                fh.write(line + "\n")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -3,22 +3,36 @@
 Everything comes from one confusion matrix whose last column counts unparseable answers, which are
 wrong answers (never dropped). Bootstrap intervals resample questions: drawing n questions with
 replacement is the same as drawing the confusion cells from a multinomial with the observed cell
-frequencies, so they cost no loop over questions. No bpy, no torch.
+frequencies, so they cost no loop over questions. Relation tasks use the same matrix over their two
+answers; `depth` has no fixed labels (its options are the objects' names), so its pairs are given as which
+option was meant and chosen: `first` or `second` in the order the question says them. No bpy, no torch.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from blender_scenes.labels import AREAS, LABELS
+from blender_scenes.labels import AREAS, LABELS, RELATION_TASKS, TASKS
 
 UNPARSEABLE = "unparseable"
+#: the classes of `depth`: the option said first in the question, or the one said second
+DEPTH_LABELS: tuple[str, ...] = ("first", "second")
+
+
+def task_labels(task: str) -> tuple[str, ...]:
+    """The classes a task's metrics count: its labels, or for depth the options' positions."""
+    return DEPTH_LABELS if task == "depth" else LABELS[task]
+
+
+def depth_class(option: str | None, options: list[str]) -> str | None:
+    """'first' / 'second' for an option of a depth question (None stays None: unparseable)."""
+    return None if option is None else DEPTH_LABELS[options.index(option)]
 
 
 def confusion_matrix(pairs: Iterable[tuple[str, str | None]], task: str) -> np.ndarray:
     """K x (K+1) counts: rows = true label, columns = parsed label, then unparseable (None)."""
-    labels = LABELS[task]
+    labels = task_labels(task)
     index = {label: i for i, label in enumerate(labels)}
     k = len(labels)
     matrix = np.zeros((k, k + 1), dtype=np.int64)
@@ -69,11 +83,12 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def _grid(task: str, by_label: dict[str, float | None]) -> list[list[float | None]]:
-    """Accuracy per true area laid out as the image: 3x3 (area9/open), 1x3 (horizontal), 3x1 (vertical)."""
-    labels = LABELS[task]
-    if task == "horizontal":
+    """Accuracy per true answer laid out as the image: 3x3 (area9/open), 1x3 (horizontal), 3x1 (vertical),
+    1x2 (left_right: left, right; depth: first, second), 2x1 (above_below: above, below)."""
+    labels = task_labels(task)
+    if task in ("horizontal", "left_right", "depth"):
         return [[by_label[label] for label in labels]]
-    if task == "vertical":
+    if task in ("vertical", "above_below"):
         return [[by_label[label]] for label in labels]
     return [[by_label[labels[3 * r + c]] for c in range(3)] for r in range(3)]
 
@@ -81,7 +96,7 @@ def _grid(task: str, by_label: dict[str, float | None]) -> list[list[float | Non
 def task_metrics(pairs: Iterable[tuple[str, str | None]], task: str, bootstrap: int = 1000,
                  seed: int = 0) -> dict:
     """Accuracy, macro-F1, per-class scores, confusion, distributions and intervals of one task."""
-    labels = list(LABELS[task])
+    labels = list(task_labels(task))
     k = len(labels)
     matrix = confusion_matrix(pairs, task)
     n = int(matrix.sum())
@@ -99,9 +114,10 @@ def task_metrics(pairs: Iterable[tuple[str, str | None]], task: str, bootstrap: 
         }
     unparseable = int(matrix[:, k].sum())
     by_area = {label: per_class[label]["recall"] for label in labels}
-    center = labels.index("center")
-    true_center, pred_center = _ratio(support[center], n), _ratio(predicted[center], n)
+    bias = _answer_bias(task, labels, support, predicted, n)
     intervals = bootstrap_intervals(matrix, bootstrap, seed)
+    # area tasks keep their centre bias under its first name
+    center = {"center_share": {key: bias[key] for key in ("true", "predicted", "bias")}} if task in TASKS else {}
     return {
         "task": task,
         "n": n,
@@ -121,12 +137,22 @@ def task_metrics(pairs: Iterable[tuple[str, str | None]], task: str, bootstrap: 
             "predicted": {**{label: int(predicted[i]) for i, label in enumerate(labels)},
                           UNPARSEABLE: unparseable},
         },
-        "center_share": {"true": true_center, "predicted": pred_center,
-                         "bias": None if n == 0 else pred_center - true_center},
+        **center,
+        "answer_bias": bias,
         "accuracy_by_area": by_area,
         "accuracy_grid": _grid(task, by_area),
         "bootstrap": {"samples": bootstrap, "seed": seed, "level": 0.95},
     }
+
+
+def _answer_bias(task: str, labels: list[str], support: np.ndarray, predicted: np.ndarray, n: int) -> dict:
+    """Share of one answer among the predictions and among the true answers: `center` for area tasks (the
+    centre bias), `left` / `above` for relation tasks, the first-said option for depth. Unparseable answers
+    count in n, so a model that answers nothing has no bias toward any label."""
+    label = labels[0] if task in RELATION_TASKS else "center"
+    i = labels.index(label)
+    true, pred = _ratio(support[i], n), _ratio(predicted[i], n)
+    return {"label": label, "true": true, "predicted": pred, "bias": None if n == 0 else pred - true}
 
 
 def accuracy_by_area9(areas_and_correct: Iterable[tuple[str, bool]]) -> dict:

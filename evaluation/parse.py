@@ -15,12 +15,18 @@ Deterministic and table-tested (tests/test_parse.py). How it reads an answer:
    column, vertical the row). Exactly one label -> that label; none or several -> None.
    So a horizontal question answered "top left" reads "left"; an area9 question answered "top" is None
    (a row is not an area); "top left and center" is None (two different areas); refusals are None.
+5. Relation tasks read direction words anywhere in the answer: `left_right` "left" / "to the left" /
+   "on the left of" (and "right"), `above_below` "above" / "over" / "on top of" / "higher" (and "below" /
+   "under" / "beneath" / "lower"). `depth` reads the one option (an object's name, plural allowed) the
+   answer names, or an option marker. Words of both directions, both names, a negation ("not", "can't",
+   "neither") or, for depth, a word of distance ("farther", "behind") make the answer None: a model that
+   hedges or refuses is not given the benefit of the doubt.
 """
 from __future__ import annotations
 
 import re
 
-from blender_scenes.labels import AREAS, LABELS, label_of_area
+from blender_scenes.labels import ALL_TASKS, AREAS, label_of_area
 
 _VERTICAL = {"top": "top", "upper": "top", "uppermost": "top", "topmost": "top",
              "bottom": "bottom", "lower": "bottom", "lowermost": "bottom", "bottommost": "bottom"}
@@ -87,7 +93,55 @@ def _phrases(text: str) -> list[list[str]]:
     return phrases
 
 
-def _text_label(text: str, task: str) -> str | None:
+# Direction words of the 2D relation tasks ("on top of" reads through "top").
+_RELATION_WORDS = {
+    "left_right": {"left": "left", "leftmost": "left", "lefthand": "left", "leftward": "left",
+                   "right": "right", "rightmost": "right", "righthand": "right", "rightward": "right"},
+    "above_below": {"above": "above", "over": "above", "top": "above", "atop": "above", "higher": "above",
+                    "upper": "above", "below": "below", "under": "below", "beneath": "below",
+                    "underneath": "below", "lower": "below", "bottom": "below"},
+}
+# A negated or refused relation ("not to the left", "I can't tell", "neither") says no direction.
+_NEGATION = re.compile(r"\b(?:not|no|neither|nor|cannot|unable|impossible|unclear|unsure)\b|n['’]t\b")
+# Depth answers name the closer object; naming one as farther inverts the answer, so it is not read.
+_DISTANCE = re.compile(r"\b(?:farther|further|farthest|furthest|behind)\b")
+
+
+def _relation_label(text: str, task: str) -> str | None:
+    """The one direction the answer's words name, or None (none, both, or a negation)."""
+    if _NEGATION.search(text):
+        return None
+    words = _RELATION_WORDS[task]
+    tokens = _TOKEN.findall(text)
+    found = {words[t] for i, t in enumerate(tokens) if t in words and not _is_intensifier(tokens, i)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _depth_label(text: str, options: list[str] | None) -> str | None:
+    """The one option (object name) the answer names; a name inside a longer named option ("dog" in
+    "hot dog") does not count on its own."""
+    if not options or _NEGATION.search(text) or _DISTANCE.search(text):
+        return None
+    taken: list[tuple[int, int]] = []
+    named = set()
+    for option in sorted(set(options), key=len, reverse=True):
+        pattern = r"\b" + r"[\s_-]+".join(map(re.escape, option.lower().split())) + r"(?:e?s)?\b"
+        for match in re.finditer(pattern, text):
+            if not any(start < match.end() and match.start() < end for start, end in taken):
+                taken.append(match.span())
+                named.add(option)
+    return named.pop() if len(named) == 1 else None
+
+
+def _text_label(text: str, task: str, options: list[str] | None = None) -> str | None:
+    if task == "depth":
+        return _depth_label(text, options)
+    if task in _RELATION_WORDS:
+        return _relation_label(text, task)
+    return _area_label(text, task)
+
+
+def _area_label(text: str, task: str) -> str | None:
     phrases = _phrases(text)
     if not phrases:
         return None
@@ -106,25 +160,27 @@ def _option_at(marker: str, options: list[str] | None) -> str | None:
 
 
 def parse_answer(text: str, task: str, options: list[str] | None = None) -> str | None:
-    """A label of `task` (one of `LABELS[task]`) read from a model's answer, or None if it names none."""
-    if task not in LABELS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(LABELS)}")
+    """A label of `task` (one of `LABELS[task]`; for `depth` one of `options`, the objects' names) read from
+    a model's answer, or None if it names none."""
+    if task not in ALL_TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(ALL_TASKS)}")
     if not text or not text.strip():
         return None
     lowered = text.strip().lower()
     marker = _MARKER_ONLY.match(lowered)
     if marker:
-        return _from_option(_option_at(marker.group(1), options), task)
+        return _from_option(_option_at(marker.group(1), options), task, options)
     lead = _MARKER_LEAD.match(lowered)
     if lead and options:
-        by_marker = _from_option(_option_at(lead.group(1), options), task)
-        by_text = _text_label(lead.group(2), task)
+        by_marker = _from_option(_option_at(lead.group(1), options), task, options)
+        by_text = _text_label(lead.group(2), task, options)
         if by_text is None or by_marker is None:
             return by_text or by_marker
         return by_text if by_text == by_marker else None
-    return _text_label(lowered, task)
+    return _text_label(lowered, task, options)
 
 
-def _from_option(option: str | None, task: str) -> str | None:
-    """An option's text read as an answer (options are labels; parsing keeps odd option lists safe)."""
-    return None if option is None else _text_label(option, task)
+def _from_option(option: str | None, task: str, options: list[str] | None) -> str | None:
+    """An option's text read as an answer (options are labels, or names for depth; parsing keeps odd option
+    lists safe)."""
+    return None if option is None else _text_label(option.lower(), task, options)

@@ -1,5 +1,6 @@
-"""Plots and comparisons of scored runs: accuracy heatmaps per true area, a table of several runs
-(markdown + JSON), their heatmaps side by side, and exact McNemar tests between runs on the same questions.
+"""Plots and comparisons of scored runs: accuracy heatmaps per true area (per true answer for relation
+tasks: a 1x2 or 2x1 strip), a table of several runs (markdown + JSON), their heatmaps side by side, and exact
+McNemar tests between runs on the same questions.
 
 Reads run folders through `rundir.py` only; the scorer imports this module, never the reverse.
 scipy and matplotlib (through `blender_scenes.plots`) are imported on first use: they are heavy and the
@@ -16,7 +17,7 @@ import numpy as np
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from blender_scenes.labels import AREAS, LABELS
+from blender_scenes.labels import ALL_TASKS, AREAS
 from blender_scenes.plots import pyplot
 
 from .rundir import read_scored_run, short_name
@@ -27,7 +28,7 @@ def _grid_and_support(task_result: dict):
     if "accuracy_grid_area9" in task_result:
         grid, labels, support = (task_result["accuracy_grid_area9"], AREAS, task_result["support_by_area9"])
     else:
-        grid, labels, support = (task_result["accuracy_grid"], LABELS[task_result["task"]],
+        grid, labels, support = (task_result["accuracy_grid"], task_result["labels"],
                                  task_result["distribution"]["true"])
     array = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
     return array, labels, support
@@ -44,8 +45,12 @@ def _draw_heatmap(ax, task_result: dict, title: str) -> Any:
             text = "n/a" if np.isnan(value) else f"{value:.2f}"
             ax.text(c, r, f"{text}\nn={support[label]}", ha="center", va="center", fontsize=8,
                     color="white" if np.isnan(value) or value < 0.6 else "black")
-    ax.set_xticks(range(cols), ["left", "center", "right"][:cols] if cols == 3 else [""])
-    ax.set_yticks(range(rows), ["top", "center", "bottom"][:rows] if rows == 3 else [""])
+    if rows > 1 and cols > 1:   # the nine areas, laid out as the image
+        xticks, yticks = ["left", "center", "right"], ["top", "center", "bottom"]
+    else:                       # a strip: one tick per label along it
+        xticks, yticks = (list(labels), [""]) if rows == 1 else ([""], list(labels))
+    ax.set_xticks(range(cols), xticks)
+    ax.set_yticks(range(rows), yticks)
     accuracy = task_result["accuracy"]
     ax.set_title(f"{title}\naccuracy {accuracy:.3f}" if accuracy is not None else title, fontsize=9)
     return image
@@ -100,7 +105,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
         for run, name in zip(runs, names):
             run["name"] = name
     out_dir = Path(out_dir)
-    tasks = [t for t in LABELS if any(t in r["metrics"]["tasks"] for r in runs)]
+    tasks = [t for t in ALL_TASKS if any(t in r["metrics"]["tasks"] for r in runs)]
     table, tests = _table(runs, tasks), _mcnemar_tests(runs, tasks)
     result = {"runs": [{"name": r["name"], "dir": str(r["dir"]), "run": r["metrics"].get("run")} for r in runs],
               "table": table, "mcnemar": tests, "heatmaps": "heatmaps.png"}
@@ -124,10 +129,16 @@ def _table(runs: list[dict], tasks: list[str]) -> list[dict]:
                 "task": task, "n": result["n"], "accuracy": result["accuracy"],
                 "accuracy_ci95": result["accuracy_ci95"], "macro_f1": result["macro_f1"],
                 "macro_f1_ci95": result["macro_f1_ci95"], "unparseable_rate": result["unparseable_rate"],
-                "center_true": result["center_share"]["true"],
-                "center_predicted": result["center_share"]["predicted"],
+                **_bias_columns(result),
             })
     return table
+
+
+def _bias_columns(result: dict) -> dict:
+    """The share of the task's bias label (center, left, above, first) predicted and true; metrics scored
+    before relation tasks existed hold only `center_share`."""
+    bias = result.get("answer_bias") or {"label": "center", **result["center_share"]}
+    return {"bias_label": bias["label"], "bias_true": bias["true"], "bias_predicted": bias["predicted"]}
 
 
 def _mcnemar_tests(runs: list[dict], tasks: list[str]) -> list[dict]:
@@ -151,15 +162,16 @@ def _mcnemar_tests(runs: list[dict], tasks: list[str]) -> list[dict]:
 
 
 def _markdown(table: list[dict], tests: list[dict]) -> str:
-    lines = ["| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
-             "| center share (pred / true) |",
+    lines = [("| run | model | adapter | task | n | accuracy [95% CI] | macro-F1 [95% CI] | unparseable "
+              "| answer share (pred / true) |"),
              "|---|---|---|---|---:|---|---|---:|---|"]
     for row in table:
         lines.append(
             f"| {row['run']} | {short_name(row['model']) if row['model'] else ''} "
             f"| {short_name(row['adapter']) if row['adapter'] else ''} | {row['task']} | {row['n']} "
             f"| {_fmt(row['accuracy'], row['accuracy_ci95'])} | {_fmt(row['macro_f1'], row['macro_f1_ci95'])} "
-            f"| {_fmt(row['unparseable_rate'])} | {_fmt(row['center_predicted'])} / {_fmt(row['center_true'])} |")
+            f"| {_fmt(row['unparseable_rate'])} "
+            f"| {row['bias_label']} {_fmt(row['bias_predicted'])} / {_fmt(row['bias_true'])} |")
     if tests:
         lines += ["", "Exact McNemar tests (two-sided binomial on discordant pairs)", "",
                   "| a | b | task | n | only a correct | only b correct | p-value |",

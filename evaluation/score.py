@@ -10,12 +10,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from blender_scenes.files import atomic_write_json
-from blender_scenes.labels import AREAS, LABELS, area_of_box
-from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 from blender_scenes.errors import InputError
+from blender_scenes.files import atomic_write_json
+from blender_scenes.labels import ALL_TASKS, AREAS, LABELS, area_of_box
+from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 
-from .metrics import accuracy_by_area9, task_metrics
+from .metrics import accuracy_by_area9, depth_class, task_metrics
 from .parse import parse_answer
 from .report import write_heatmap
 from .rundir import METRICS, PREDICTIONS, RUN, read_predictions, read_run_info, run_title
@@ -35,11 +35,21 @@ def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
     for record in read_questions(questions_path):
         if record.id in by_id:
             raise InputError(f"{questions_path}: field 'id': {record.id!r} appears twice")
-        if record.answer not in LABELS[record.task]:
-            raise InputError(f"{questions_path}: question {record.id!r}: field 'answer': {record.answer!r} "
-                             f"is not a label of task {record.task!r}")
+        _check_answer(record, questions_path)
         by_id[record.id] = record
     return by_id
+
+
+def _check_answer(record: QuestionRecord, questions_path: Path) -> None:
+    """A record's answer must be one of its task's labels; a depth answer, one of its two object names."""
+    where = f"{questions_path}: question {record.id!r}"
+    if record.task == "depth":
+        if len(record.options) != 2 or len(set(record.options)) != 2:
+            raise InputError(f"{where}: field 'options': expected the two objects' names, got {record.options!r}")
+        if record.answer not in record.options:
+            raise InputError(f"{where}: field 'answer': {record.answer!r} is not one of its options")
+    elif record.answer not in LABELS[record.task]:
+        raise InputError(f"{where}: field 'answer': {record.answer!r} is not a label of task {record.task!r}")
 
 
 def rescore_rows(rows: list[dict], by_id: dict[str, QuestionRecord], predictions_path: Path,
@@ -70,14 +80,21 @@ def true_area(record: QuestionRecord) -> str | None:
 def run_metrics(rows: list[dict], by_id: dict[str, QuestionRecord] | None = None, bootstrap: int = 1000,
                 seed: int = 0) -> dict[str, dict]:
     """Per-task metrics of scored rows, tasks in their usual order. Three-way tasks also get accuracy per
-    true nine-way area when every target's area is known from the question file."""
+    true nine-way area when every target's area is known from the question file. Depth rows are counted by
+    option position (first / second said), which needs the question records."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_task[row["task"]].append(row)
     out = {}
-    for task in (t for t in LABELS if t in by_task):
+    for task in (t for t in ALL_TASKS if t in by_task):
         task_rows = by_task[task]
-        out[task] = task_metrics([(r["answer"], r["parsed"]) for r in task_rows], task, bootstrap, seed)
+        pairs = [(r["answer"], r["parsed"]) for r in task_rows]
+        if task == "depth":
+            if by_id is None:
+                raise ValueError("depth metrics need the question records (their options)")
+            pairs = [(depth_class(a, by_id[r["id"]].options), depth_class(p, by_id[r["id"]].options))
+                     for r, (a, p) in zip(task_rows, pairs)]
+        out[task] = task_metrics(pairs, task, bootstrap, seed)
         if task in ("horizontal", "vertical") and by_id:
             areas = [true_area(by_id[r["id"]]) for r in task_rows]
             if all(areas):

@@ -36,3 +36,23 @@ def write_question_set(root: Path, split: str, answers: list[str],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def write_relation_set(root: Path, tasks: str = "left_right,above_below") -> Path:
+    """A COCO relation question file (records with `anchor`) built by `questions coco` from a small COCO file
+    whose images exist as PNGs under ROOT/images; returns the question file (ROOT/questions/train.jsonl)."""
+    from evaluation.coco import CocoQuestionSettings, write_coco_questions
+    from tests.coco_fixtures import annotation, image, instances, write_instances
+
+    images, anns = [], []
+    for i in range(3):
+        img = image(10 + i, 96, 64)
+        images.append(img)
+        anns += [annotation(100 * i + 1, img, "dog", [4.0 + 8 * i, 4.0, 16.0, 12.0]),
+                 annotation(100 * i + 2, img, "cat", [60.0, 40.0, 20.0, 16.0])]
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (96, 64), "white").save(root / "images" / img["file_name"])
+    coco = write_instances(root / "annotations" / "instances_train2017.json", instances(images, anns))
+    out = root / "questions" / "train.jsonl"
+    write_coco_questions(coco, out, images=root / "images", settings=CocoQuestionSettings(tasks=tasks.split(",")))
+    return out

@@ -256,8 +256,8 @@ def test_malformed_file_is_one_line_exit_2(tmp_path, content, message):
 def test_bad_options_and_missing_file(tmp_path, hard_file):
     result = run_cli("--instances", tmp_path / "nope.json", "--out", tmp_path / "q.jsonl")
     assert result.exit_code == 2 and "file not found" in result.output
-    result = run_cli("--instances", hard_file, "--out", tmp_path / "q.jsonl", "--tasks", "area9,depth")
-    assert result.exit_code == 2 and "unknown task 'depth'" in result.output
+    result = run_cli("--instances", hard_file, "--out", tmp_path / "q.jsonl", "--tasks", "area9,colour")
+    assert result.exit_code == 2 and "unknown task 'colour'" in result.output
     result = run_cli("--instances", hard_file, "--out", tmp_path / "q.jsonl", "--ambiguity-margin", "0.3")
     assert result.exit_code == 2 and "--ambiguity-margin" in result.output
 

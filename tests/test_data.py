@@ -7,7 +7,7 @@ import json
 import pytest
 
 from blender_scenes.errors import InputError
-from tests.question_sets import write_question_set
+from tests.question_sets import write_question_set, write_relation_set
 from vlm_train.data import IGNORE_INDEX, ChatCollator, QuestionDataset, load_examples
 from vlm_train.families import FAMILIES
 
@@ -88,3 +88,24 @@ def test_labels_cover_the_answer_turn_only(tmp_path, tiny_checkpoint, family):
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint(family))
     loss = model(**batch).loss
     assert torch.isfinite(loss)
+
+
+def test_relation_records_train_unchanged(tmp_path, tiny_checkpoint):
+    """Relation records (with an anchor) become examples through the same prompt builder and collator."""
+    from transformers import AutoProcessor
+
+    from blender_scenes.prompts import build_prompt
+
+    path = write_relation_set(tmp_path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    examples = load_examples(path)
+    assert [e.answer for e in examples] == ["left"] * 3 + ["above"] * 3
+    assert all("anchor" in row for row in rows)
+    assert examples[0].prompt == build_prompt(rows[0]["question"], rows[0]["options"])
+    assert "Where is the dog relative to the cat?" in examples[0].prompt and examples[0].image.is_file()
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint("qwen2_5_vl"))
+    collator = ChatCollator(processor)
+    batch = collator([QuestionDataset(examples)[i] for i in (0, 3)])
+    for i, answer in enumerate(("left", "above")):
+        kept = batch["labels"][i][batch["labels"][i] != IGNORE_INDEX]
+        assert processor.tokenizer.decode(kept) == ANSWER_TURN["qwen2_5_vl"].format(answer)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from blender_scenes.prompts import build_prompt
 from scenes2real.cli import cli
-from tests.question_sets import write_question_set
+from tests.question_sets import write_question_set, write_relation_set
 
 
 def _records(path):
@@ -88,3 +88,17 @@ def test_a_design_template_reaches_the_exported_training_text(tmp_path):
             assert text == f"Q: {r['question']} Options: {', '.join(r['options'])}. A:"
         else:
             assert text == f"Q: {r['question']} A:"
+
+
+def test_relation_records_export_unchanged(tmp_path):
+    train_file = write_relation_set(tmp_path / "rel")
+    out = tmp_path / "trl"
+    result = CliRunner().invoke(cli, ["export", str(train_file), "--format", "trl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (rows,) = [_records(p) for p in out.glob("*.jsonl")]
+    records = _records(train_file)
+    assert len(rows) == len(records) == 6 and all("anchor" in r for r in records)
+    for row, record in zip(rows, records, strict=True):
+        user, assistant = row["messages"]
+        assert user["content"][1]["text"] == build_prompt(record["question"], record["options"])
+        assert assistant["content"] == [{"type": "text", "text": record["answer"]}]

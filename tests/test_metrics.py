@@ -97,3 +97,32 @@ def test_bootstrap_matches_resampling_questions_and_is_seeded():
     assert again["accuracy_ci95"] == m["accuracy_ci95"]
     other = bootstrap_intervals(confusion_matrix(pairs, "horizontal"), samples=2000, seed=4)
     assert other["accuracy"] != m["accuracy_ci95"]
+
+
+def test_relation_metrics_and_answer_bias():
+    pairs = [("left", "left"), ("left", "left"), ("right", "left"), ("right", "left"), ("right", "right"),
+             ("right", None)]
+    m = task_metrics(pairs, "left_right", bootstrap=0)
+    assert m["accuracy"] == pytest.approx(3 / 6) and m["labels"] == ["left", "right"]
+    assert m["confusion"]["counts"] == [[2, 0, 0], [2, 1, 1]]
+    # F1 = 2TP / (support + predicted): left 4/(2+4), right 2/(4+1)
+    assert m["macro_f1"] == pytest.approx((4 / 6 + 2 / 5) / 2)
+    assert m["answer_bias"] == {"label": "left", "true": pytest.approx(2 / 6), "predicted": pytest.approx(4 / 6),
+                                "bias": pytest.approx(2 / 6)}
+    assert m["accuracy_grid"] == [[1.0, 0.25]] and "center_share" not in m
+    above = task_metrics([("above", "below"), ("below", "below")], "above_below", bootstrap=0)
+    assert above["accuracy_grid"] == [[0.0], [1.0]] and above["answer_bias"]["predicted"] == 0.0
+
+
+def test_depth_metrics_count_option_positions():
+    m = task_metrics([("first", "first"), ("second", "first"), ("second", "second"), ("first", None)], "depth",
+                     bootstrap=0)
+    assert m["labels"] == ["first", "second"] and m["accuracy"] == pytest.approx(0.5)
+    assert m["answer_bias"]["label"] == "first" and m["answer_bias"]["bias"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="not a label of task 'depth'"):
+        task_metrics([("dog", "dog")], "depth", bootstrap=0)
+
+
+def test_area_tasks_keep_the_center_share_as_their_bias():
+    m = task_metrics(PAIRS, "area9", bootstrap=0)
+    assert m["answer_bias"] == {"label": "center", **m["center_share"]}

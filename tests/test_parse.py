@@ -1,7 +1,7 @@
 """The answer parser, by a table: raw model text -> expected label (None = unparseable)."""
 import pytest
 
-from blender_scenes.labels import AREAS, HORIZONTAL, LABELS, VERTICAL
+from blender_scenes.labels import ALL_TASKS, AREAS, HORIZONTAL, LABELS, VERTICAL
 from evaluation.parse import parse_answer
 
 # Options as a question file holds them (a shuffled order): "B" is options[1] = "center", and so on.
@@ -9,6 +9,10 @@ NINE = ["bottom left", "center", "top left", "top center", "center left", "cente
         "bottom center", "bottom right"]
 THREE_H = ["right", "left", "center"]
 THREE_V = ["bottom", "top", "center"]
+LR = ["right", "left"]
+AB = ["above", "below"]
+DEPTH = ["dog", "dining table"]          # the names in the order the question says them
+DEPTH_HOT = ["hot dog", "dog"]
 
 CASES = [
     # (raw, task, options, expected)
@@ -129,6 +133,75 @@ CASES = [
     ("left", "vertical", THREE_V, None),
     ("top or bottom", "vertical", THREE_V, None),
     ("Option 2", "vertical", THREE_V, "top"),
+    # left_right: the target's side of the anchor
+    ("left", "left_right", LR, "left"),
+    ("Right.", "left_right", LR, "right"),
+    ("LEFT", "left_right", LR, "left"),
+    ("to the left", "left_right", LR, "left"),
+    ("To the left of the cat.", "left_right", LR, "left"),
+    ("on the left of the cat", "left_right", LR, "left"),
+    ("The dog is on the right side of the cat.", "left_right", LR, "right"),
+    ("to the right", "left_right", LR, "right"),
+    ("It is right next to the cat, on its left.", "left_right", LR, "left"),   # intensifier 'right'
+    ("Right above the cat, to the right.", "left_right", LR, "right"),
+    ("left-hand side", "left_right", LR, "left"),
+    ("top left", "left_right", LR, "left"),                 # an area answer keeps its side
+    ("A", "left_right", LR, "right"),
+    ("(b)", "left_right", LR, "left"),
+    ("Option 2", "left_right", LR, "left"),
+    ("B) left", "left_right", LR, "left"),
+    ("A) left", "left_right", LR, None),                   # marker says right, text left
+    ("C", "left_right", LR, None),
+    ("left or right", "left_right", LR, None),              # contradiction
+    ("It is to the left, not the right.", "left_right", LR, None),   # negation: not read
+    ("It is not to the left of the cat.", "left_right", LR, None),
+    ("I can't tell.", "left_right", LR, None),
+    ("above", "left_right", LR, None),                      # the other axis
+    ("in the middle", "left_right", LR, None),
+    # above_below
+    ("above", "above_below", AB, "above"),
+    ("Below.", "above_below", AB, "below"),
+    ("over the table", "above_below", AB, "above"),
+    ("on top of the table", "above_below", AB, "above"),
+    ("It sits on top of the car.", "above_below", AB, "above"),
+    ("under", "above_below", AB, "below"),
+    ("beneath the cat", "above_below", AB, "below"),
+    ("It is underneath the table.", "above_below", AB, "below"),
+    ("higher than the cat", "above_below", AB, "above"),
+    ("lower", "above_below", AB, "below"),
+    ("The cup is below the dining table.", "above_below", AB, "below"),
+    ("A", "above_below", AB, "above"),
+    ("(2)", "above_below", AB, "below"),
+    ("above or below", "above_below", AB, None),
+    ("It is over and under.", "above_below", AB, None),
+    ("Neither above nor below.", "above_below", AB, None),
+    ("It is not above the cat.", "above_below", AB, None),
+    ("left", "above_below", AB, None),
+    ("There is no cat in the image.", "above_below", AB, None),
+    # depth: the options are the two objects' names
+    ("dog", "depth", DEPTH, "dog"),
+    ("The dog.", "depth", DEPTH, "dog"),
+    ("The dining table is closer to the camera.", "depth", DEPTH, "dining table"),
+    ("Dining-Table", "depth", DEPTH, "dining table"),
+    ("the dogs", "depth", DEPTH, "dog"),
+    ("A", "depth", DEPTH, "dog"),
+    ("(b)", "depth", DEPTH, "dining table"),
+    ("Option 2", "depth", DEPTH, "dining table"),
+    ("B) the dining table", "depth", DEPTH, "dining table"),
+    ("A) the dining table", "depth", DEPTH, None),           # marker and name disagree
+    ("C", "depth", DEPTH, None),
+    ("the dog and the dining table", "depth", DEPTH, None),   # both names
+    ("The dog is closer than the dining table.", "depth", DEPTH, None),
+    ("The dining table is farther away.", "depth", DEPTH, None),   # names the farther one: not read
+    ("The dog is behind.", "depth", DEPTH, None),
+    ("Neither.", "depth", DEPTH, None),
+    ("I cannot tell which is closer.", "depth", DEPTH, None),
+    ("The dog is not closer.", "depth", DEPTH, None),
+    ("the cat", "depth", DEPTH, None),                      # not an option
+    ("dog", "depth", None, None),                           # no options, no names to read
+    ("the hot dog", "depth", DEPTH_HOT, "hot dog"),         # 'dog' inside 'hot dog' is not the dog
+    ("The dog.", "depth", DEPTH_HOT, "dog"),
+    ("The hot dog, not the dog", "depth", DEPTH_HOT, None),
 ]
 
 
@@ -138,8 +211,8 @@ def test_parse_table(raw, task, options, expected):
 
 
 def test_table_is_large_and_covers_every_task():
-    assert len(CASES) >= 60
-    assert {task for _, task, _, _ in CASES} == set(LABELS)
+    assert len(CASES) >= 144   # 104 position cases, then at least 40 relation cases
+    assert {task for _, task, _, _ in CASES} == set(LABELS) | {"depth"} == set(ALL_TASKS)
 
 
 @pytest.mark.parametrize("task", ["area9", "open", "horizontal", "vertical"])
@@ -161,8 +234,17 @@ def test_result_is_always_a_label_of_the_task_or_none():
     for task in LABELS:
         for raw in samples:
             assert parse_answer(raw, task, NINE if task in ("area9",) else None) in (*LABELS[task], None)
+    for raw in samples:
+        assert parse_answer(raw, "depth", DEPTH) in (*DEPTH, None)
+
+
+@pytest.mark.parametrize("task, labels", [("left_right", LR), ("above_below", AB)])
+def test_relation_labels_read_as_themselves(task, labels):
+    for label in labels:
+        for form in (label, label.upper(), f"The {label}.", f"It is {label} the other object."):
+            assert parse_answer(form, task, labels) == label, form
 
 
 def test_unknown_task_is_an_error():
     with pytest.raises(ValueError, match="unknown task"):
-        parse_answer("top left", "depth")
+        parse_answer("top left", "colour")

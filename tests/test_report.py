@@ -99,3 +99,63 @@ def test_compare_cli_and_unscored_run(tmp_path):
         compare_runs([a, unscored], tmp_path / "out2")
     result = CliRunner().invoke(cli, ["compare", str(a), str(unscored), "--out", str(tmp_path / "out2")])
     assert result.exit_code == 2 and result.output.startswith("error: ")
+
+
+def relation_questions(path):
+    """Four left_right, two above_below and two depth questions (depth options: the names, said in order)."""
+    def rec(qid, task, answer, options):
+        return QuestionRecord(id=qid, image=f"{qid}.jpg", task=task, question="?", options=options, answer=answer,
+                              target={"bbox": [0, 0, 1, 1], "category": "dog"},
+                              anchor={"bbox": [5, 5, 1, 1], "category": "cat"}, source="coco")
+    records = [rec("l1", "left_right", "left", ["left", "right"]), rec("l2", "left_right", "left", ["right", "left"]),
+               rec("l3", "left_right", "right", ["left", "right"]), rec("l4", "left_right", "right", ["left", "right"]),
+               rec("a1", "above_below", "above", ["above", "below"]), rec("a2", "above_below", "below", ["below", "above"]),
+               rec("d1", "depth", "dog", ["dog", "cat"]), rec("d2", "depth", "dog", ["cat", "dog"])]
+    write_jsonl(path, [r.model_dump(exclude_none=True) for r in records])
+    return records
+
+
+def test_relation_runs_are_scored_and_compared(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    relation_questions(questions)
+    raws = {"base": {"l1": "left", "l2": "Left.", "l3": "to the left", "l4": "A", "a1": "over it", "a2": "B",
+                     "d1": "the dog", "d2": "A"},
+            "tuned": {"l1": "left", "l2": "left", "l3": "right", "l4": "I can't tell", "a1": "above",
+                      "a2": "beneath", "d1": "B", "d2": "(b)"}}
+    runs = []
+    for name, answers in raws.items():
+        run_dir = tmp_path / name
+        write_jsonl(run_dir / "predictions.jsonl", [{"id": i, "raw": raw} for i, raw in answers.items()])
+        (run_dir / "run.json").write_text(json.dumps({"model": name, "adapter": None}))
+        metrics = score_run(run_dir, questions, bootstrap=20)
+        assert set(metrics["tasks"]) == {"left_right", "above_below", "depth"}
+        assert all((run_dir / png).read_bytes()[:4] == b"\x89PNG" for png in metrics["heatmaps"].values())
+        runs.append(run_dir)
+    base = json.loads((runs[0] / "metrics.json").read_text())["tasks"]
+    # base: l1, l2 right; l3 'left' wrong; l4 'A' = left, wrong. Three left answers of four, two true lefts
+    assert base["left_right"]["accuracy"] == 0.5 and base["left_right"]["answer_bias"]["predicted"] == 1.0
+    assert base["left_right"]["answer_bias"]["true"] == 0.5
+    # a2 'B' = above (options below, above): wrong. d1 the dog (first said) right; d2 'A' = cat, wrong
+    assert base["above_below"]["accuracy"] == 0.5 and base["depth"]["accuracy"] == 0.5
+    assert base["depth"]["answer_bias"] == {"label": "first", "true": 0.5, "predicted": 1.0, "bias": 0.5}
+    tuned = json.loads((runs[1] / "metrics.json").read_text())["tasks"]
+    assert tuned["left_right"]["accuracy"] == 0.75 and tuned["left_right"]["unparseable"] == 1
+    # d1 'B' = the cat (second said), wrong; d2 '(b)' = the dog (second said), right: no first-said choice
+    assert tuned["depth"]["accuracy"] == 0.5 and tuned["depth"]["answer_bias"]["bias"] == -0.5
+
+    result = compare_runs(runs, tmp_path / "cmp")
+    assert [row["task"] for row in result["table"]] == ["left_right", "above_below", "depth"] * 2
+    assert {t["task"] for t in result["mcnemar"]} == {"left_right", "above_below", "depth"}
+    markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| left 1.000 / 0.500 |" in markdown and "| first 1.000 / 0.500 |" in markdown
+    assert (tmp_path / "cmp" / "heatmaps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_depth_answer_must_be_one_of_its_options(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    record = QuestionRecord(id="d", image="d.jpg", task="depth", question="?", options=["dog", "cat"],
+                            answer="horse")
+    write_jsonl(questions, [record.model_dump()])
+    write_jsonl(tmp_path / "run" / "predictions.jsonl", [{"id": "d", "raw": "dog"}])
+    with pytest.raises(InputError, match="field 'answer': 'horse' is not one of its options"):
+        score_run(tmp_path / "run", questions, bootstrap=0)

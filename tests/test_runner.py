@@ -208,7 +208,7 @@ def test_bad_input_is_one_line_and_exit_2(case, dataset, tiny_checkpoint, tmp_pa
         extra, expected = ["--adapter", tmp_path / "adapter"], "adapter_config.json"
     else:
         questions, expected = tmp_path / "bad.jsonl", "bad.jsonl:1: field 'task'"
-        questions.write_text(json.dumps({"id": "x", "image": "a.png", "task": "depth", "question": "?",
+        questions.write_text(json.dumps({"id": "x", "image": "a.png", "task": "colour", "question": "?",
                                          "answer": "near"}) + "\n")
     code, output = evaluate(model, questions, tmp_path / "run", *extra)
     assert code == 2

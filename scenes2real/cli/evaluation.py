@@ -6,14 +6,19 @@ from pathlib import Path
 
 import click
 
+from blender_scenes.labels import RELATION_TASKS, TASKS
+
 from .options import dtype_option
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
+# COCO boxes answer the area tasks and the 2D relations; depth needs a depth pass (refused with its reason).
+# The same tuple as evaluation.coco.COCO_TASKS (a test says so), without importing pycocotools here.
+COCO_TASK_NAMES = TASKS + tuple(t for t in RELATION_TASKS if t != "depth")
 
 
 @click.group("questions")
 def questions_group() -> None:
-    """Build position question files (JSONL question records)."""
+    """Build position and relation question files (JSONL question records)."""
 
 
 @questions_group.command("coco")
@@ -23,29 +28,35 @@ def questions_group() -> None:
               help="Folder of the images; joined to each file_name (else file_name as is).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Question file to write (.jsonl).")
 @click.option("--tasks", default="area9", show_default=True,
-              help="Comma-separated tasks: area9, horizontal, vertical, open.")
+              help=f"Comma-separated tasks: {', '.join(COCO_TASK_NAMES)} (relations: pairs of objects).")
 @click.option("--split", default=None, help="Split name of the records (default: val/train/test from the file name).")
 @click.option("--exclude-crowd", is_flag=True,
               help="Drop crowd boxes, and categories with a crowd annotation in the image.")
 @click.option("--min-area", type=float, default=None,
-              help="Drop boxes smaller than this fraction of the image area (box w*h / (W*H)).")
+              help="Drop boxes (targets and anchors) smaller than this fraction of the image area (w*h / (W*H)).")
 @click.option("--ambiguity-margin", type=float, default=None,
               help="Drop boxes whose centre is within this fraction of the image side of a third line.")
-@click.option("--balance-areas", is_flag=True, help="Subsample to equal counts per area (seeded).")
-@click.option("--limit", type=int, default=None, help="At most N targets (a seeded sample; same for every task).")
+@click.option("--balance-areas", is_flag=True, help="Subsample targets to equal counts per area (seeded).")
+@click.option("--balance-answers", is_flag=True,
+              help="Relation tasks: subsample to equal counts per answer, per task (seeded).")
+@click.option("--limit", type=int, default=None,
+              help="At most N targets (the same for every area task) and N questions per relation task; "
+                   "a seeded sample that keeps --balance-* (N // k per class, the remainder to seeded classes).")
 @click.option("--attributes", default="",
               help="Annotation keys that describe the target before its category, e.g. 'color' for our "
                    "rendered datasets ('Where is the red star?'); uniqueness is then per description.")
 @click.option("--source", type=click.Choice(["coco", "synthetic"]), default="coco", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
-                       balance_areas, limit, attributes, source, seed):
-    """Position questions from a COCO instances file (the study's rule: one instance per category)."""
+                       balance_areas, balance_answers, limit, attributes, source, seed):
+    """Position and relation questions from a COCO instances file (the study's rule: one instance per
+    category; relations between pairs of such objects)."""
     from evaluation.coco import CocoQuestionSettings, write_coco_questions
 
     settings = CocoQuestionSettings(
         tasks=[t.strip() for t in tasks.split(",") if t.strip()], split=split, exclude_crowd=exclude_crowd,
-        min_area=min_area, ambiguity_margin=ambiguity_margin, balance_areas=balance_areas, limit=limit,
+        min_area=min_area, ambiguity_margin=ambiguity_margin, balance_areas=balance_areas,
+        balance_answers=balance_answers, limit=limit,
         attributes=[a.strip() for a in attributes.split(",") if a.strip()], source=source, seed=seed)
     summary = write_coco_questions(instances, out, images=images, settings=settings)
     click.echo(json.dumps(summary, indent=2))
