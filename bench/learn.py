@@ -22,6 +22,8 @@ patience ended the old benchmark there (the issue's 10.3% run). One torch thread
     python bench/learn.py --seed 1              # another seed (design shuffles, split, weights, data order)
     python bench/learn.py --dataset DIR         # reuse a rendered dataset (DIR/questions/{train,val,test}.jsonl)
 
+Why it stays at chance so far: `bench/learn_diagnosis.py` probes this model (README, "Learnability").
+
 Prints one JSON object: `test_accuracy`, `chance`, `heldout_pairs`, dataset counts, model size, the sampled
 accuracies and losses over epochs with CPU seconds, wall and CPU time, and provenance (command, seed, versions,
 cores, load average).
