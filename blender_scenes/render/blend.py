@@ -176,6 +176,7 @@ class Scratch:
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise RuntimeError(f"Blender wrote no image to {path}")
-        if img.ndim == 3:   # OpenCV reads BGR(A)
-            img = img[..., [2, 1, 0, 3]] if img.shape[2] == 4 else img[..., ::-1]
-        return np.ascontiguousarray(img)
+        if img.ndim == 3 and img.shape[2] == 4:   # OpenCV reads BGR(A)
+            return np.ascontiguousarray(img[..., [2, 1, 0, 3]])
+        # RGB as a view of OpenCV's BGR buffer: flipping it back (to encode a PNG) gives the contiguous buffer
+        return img[..., ::-1] if img.ndim == 3 else img

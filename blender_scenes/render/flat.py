@@ -6,6 +6,7 @@ phase) once, alone (coverage with anti-aliasing, and a one-sample mask), then co
 linear light. `render_full` renders a whole scene in Blender instead; the tests hold the two equal."""
 from __future__ import annotations
 
+import functools
 import math
 
 import bpy
@@ -29,6 +30,7 @@ class FlatRenderer:
         self.meshes: dict[str, bpy.types.Mesh] = {}
         self.sprites: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}   # key -> (coverage, mask) tiles
         self.bg_lin = np.array(srgb_to_linear(cfg.image.background), dtype=np.float64)
+        self.colours_lin: dict[str, np.ndarray] = {}
         self.aa = workbench_aa(cfg.render.samples)
 
     # -- geometry ---------------------------------------------------------------------------------
@@ -118,16 +120,18 @@ class FlatRenderer:
         self._remove(scene)
         return coverage, mask
 
-    # -- scenes -----------------------------------------------------------------------------------
+    # -- scenes ---------------------------------------------------------------------------------
     def render(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """Composite: (8-bit RGB image, object-index map with id k+1 for spec.objects[k], poses)."""
+        """Composite: (8-bit RGB image, object-index map with id k+1 for spec.objects[k], poses).
+
+        The image is an RGB view of a BGR buffer: `write_scene` flips it back to the contiguous buffer OpenCV
+        encodes without a copy (a strided channel copy of a whole frame costs as much as its PNG encoding).
+        Linear light is composited only inside the box around the objects' tiles: elsewhere the background's
+        bytes are copied, the same bytes as compositing the whole frame."""
         self.prepare(spec.objects)
-        image = np.empty((self.H, self.W, 3), np.uint8)
-        image[:] = linear_to_srgb8(self.bg_lin)
-        lin = np.empty((self.H, self.W, 3), np.float64)
-        lin[:] = self.bg_lin
+        bgr = self.background_bgr.copy()
         index = np.zeros((self.H, self.W), np.uint8)
-        regions = []
+        tiles = []
         for k, obj in enumerate(spec.objects):
             coverage, mask = self.sprites[self.sprite_key(obj)]
             tile = coverage.shape[0]
@@ -135,14 +139,32 @@ class FlatRenderer:
             x0, y0 = math.floor(cx) - tile // 2, math.floor(cy) - tile // 2
             ys, xs = slice(max(0, y0), min(self.H, y0 + tile)), slice(max(0, x0), min(self.W, x0 + tile))
             ts = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-            a = coverage[ts][..., None]
-            colour = np.array(srgb_to_linear(self.cfg.factors.colors[obj.color]))
-            lin[ys, xs] = a * colour + (1.0 - a) * lin[ys, xs]   # "over" in linear light, as Blender blends
-            index[ys, xs][mask[ts]] = k + 1
-            regions.append((ys, xs))
-        for ys, xs in regions:   # only object regions differ from the background
-            image[ys, xs] = linear_to_srgb8(lin[ys, xs])
-        return image, index, [self.pose(o, self.W, self.H) for o in spec.objects]
+            tiles.append((ys, xs, ts, coverage, mask, self._colour_lin(obj.color)))
+        if tiles:
+            by0, bx0 = min(t[0].start for t in tiles), min(t[1].start for t in tiles)
+            by1, bx1 = max(t[0].stop for t in tiles), max(t[1].stop for t in tiles)
+            lin = np.empty((by1 - by0, bx1 - bx0, 3), np.float64)
+            lin[:] = self.bg_lin
+            for k, (ys, xs, ts, coverage, mask, colour) in enumerate(tiles):
+                ly, lx = slice(ys.start - by0, ys.stop - by0), slice(xs.start - bx0, xs.stop - bx0)
+                a = coverage[ts][..., None]
+                lin[ly, lx] = a * colour + (1.0 - a) * lin[ly, lx]   # "over" in linear light, as Blender blends
+                index[ys, xs][mask[ts]] = k + 1
+            for ys, xs, *_ in tiles:   # only object regions differ from the background
+                region = lin[ys.start - by0:ys.stop - by0, xs.start - bx0:xs.stop - bx0]
+                bgr[ys, xs] = linear_to_srgb8(region)[..., ::-1]
+        return bgr[..., ::-1], index, [self.pose(o, self.W, self.H) for o in spec.objects]
+
+    @functools.cached_property
+    def background_bgr(self) -> np.ndarray:
+        image = np.empty((self.H, self.W, 3), np.uint8)
+        image[:] = linear_to_srgb8(self.bg_lin)[::-1]
+        return image
+
+    def _colour_lin(self, color: str) -> np.ndarray:
+        if color not in self.colours_lin:
+            self.colours_lin[color] = np.array(srgb_to_linear(self.cfg.factors.colors[color]))
+        return self.colours_lin[color]
 
     def render_full(self, spec: SceneSpec) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """The same scene rendered whole by Blender (beauty pass, then the index pass)."""
