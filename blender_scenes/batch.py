@@ -104,7 +104,8 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
                                           for s, v in expected.items()})
     # what a killed writer of one of our scenes left; the scene is rendered again
     layout.remove_scene_leftovers({split: {s.id for s in mine if s.split == split} for split in chosen})
-    todo = [s for s in mine if not (layout.scene(s.split, s.id).is_file() and layout.image(s.split, s.id).is_file())]
+    done = {split: layout.rendered(split) for split in chosen}
+    todo = [s for s in mine if s.id not in done[s.split]]
     stats = JobStats(skipped=len(mine) - len(todo))
     t0 = time.perf_counter()
     if todo:
