@@ -42,6 +42,12 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> 
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def scratch_base() -> Path:
+    """Where renderers keep scratch files: $SCENES2REAL_SCRATCH (e.g. a node-local disk where /dev/shm is small),
+    else /dev/shm, else /tmp."""
+    return Path(os.environ.get("SCENES2REAL_SCRATCH") or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+
+
 def read_json(path: str | Path, expected: str) -> Any:
     """A JSON file's content; a missing or malformed file is one InputError naming it and what was expected."""
     path = Path(path)

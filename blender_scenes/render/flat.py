@@ -7,12 +7,16 @@ linear light. `render_full` renders a whole scene in Blender instead; the tests 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import math
+from pathlib import Path
 
 import bpy
 import numpy as np
 
 from ..config import DesignFile
+from ..files import atomic_write_bytes
 from ..plan import SceneSpec
 from .blend import Scratch, index_color, linear_to_srgb8, new_scene, set_index_pass, srgb_to_linear, workbench_aa
 from .shapes import builtin_mesh
@@ -21,7 +25,7 @@ PAD = 3   # pixels around a sprite: room for the anti-aliasing filter's footprin
 
 
 class FlatRenderer:
-    def __init__(self, cfg: DesignFile, scratch: Scratch, mesh_source=builtin_mesh):
+    def __init__(self, cfg: DesignFile, scratch: Scratch, mesh_source=builtin_mesh, shared: str | Path | None = None):
         self.cfg = cfg
         self.W, self.H = cfg.image.width, cfg.image.height
         self.cell_w, self.cell_h = self.W / cfg.grid.cols, self.H / cfg.grid.rows
@@ -29,6 +33,7 @@ class FlatRenderer:
         self.mesh_source = mesh_source
         self.meshes: dict[str, bpy.types.Mesh] = {}
         self.sprites: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}   # key -> (coverage, mask) tiles
+        self.shared = Path(shared) if shared else None   # the job's sprite folder, shared by its workers
         self.bg_lin = np.array(srgb_to_linear(cfg.image.background), dtype=np.float64)
         self.colours_lin: dict[str, np.ndarray] = {}
         self.aa = workbench_aa(cfg.render.samples)
@@ -95,7 +100,24 @@ class FlatRenderer:
         pixels are then a function of its key alone, never of which other sprites a job needs (in a
         shared atlas, float rounding of the positions changed anti-aliased edges by one level)."""
         for key in sorted({self.sprite_key(o) for o in objects} - self.sprites.keys()):
-            self.sprites[key] = self._render_sprite(key)
+            self.sprites[key] = self._shared_sprite(key)
+
+    def _shared_sprite(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """A sprite another worker of the job has drawn (its pixels are a function of its key: loading them
+        gives the same bytes as drawing them), else drawn here and shared."""
+        if self.shared is None:
+            return self._render_sprite(key)
+        path = self.shared / f"{hashlib.sha256(repr(key).encode()).hexdigest()[:24]}.npz"
+        try:
+            with np.load(path) as f:
+                return f["coverage"], f["mask"]
+        except FileNotFoundError:
+            pass
+        coverage, mask = self._render_sprite(key)
+        buf = io.BytesIO()
+        np.savez(buf, coverage=coverage, mask=mask)
+        atomic_write_bytes(path, buf.getvalue())
+        return coverage, mask
 
     def _render_sprite(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
         shape, size, fx, fy = key
