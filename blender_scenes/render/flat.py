@@ -10,6 +10,8 @@ import functools
 import hashlib
 import io
 import math
+import os
+import time
 from pathlib import Path
 
 import bpy
@@ -104,20 +106,23 @@ class FlatRenderer:
 
     def _shared_sprite(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
         """A sprite another worker of the job has drawn (its pixels are a function of its key: loading them
-        gives the same bytes as drawing them), else drawn here and shared."""
+        gives the same bytes as drawing them), else drawn here and shared. Workers start on the same sprites at
+        once: a worker claims a sprite before drawing it, and the others wait for it (a while, then draw it)."""
         if self.shared is None:
             return self._render_sprite(key)
         path = self.shared / f"{hashlib.sha256(repr(key).encode()).hexdigest()[:24]}.npz"
-        try:
-            with np.load(path) as f:
-                return f["coverage"], f["mask"]
-        except FileNotFoundError:
-            pass
-        coverage, mask = self._render_sprite(key)
-        buf = io.BytesIO()
-        np.savez(buf, coverage=coverage, mask=mask)
-        atomic_write_bytes(path, buf.getvalue())
-        return coverage, mask
+        sprite = _load_sprite(path)
+        if sprite is None and not _claim(path.with_suffix(".claim")):
+            deadline = time.monotonic() + SPRITE_WAIT_S
+            while sprite is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+                sprite = _load_sprite(path)
+        if sprite is None:
+            sprite = self._render_sprite(key)
+            buf = io.BytesIO()
+            np.savez(buf, coverage=sprite[0], mask=sprite[1])
+            atomic_write_bytes(path, buf.getvalue())
+        return sprite
 
     def _render_sprite(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
         shape, size, fx, fy = key
@@ -218,3 +223,27 @@ class FlatRenderer:
             bpy.data.materials.remove(m)
         self._remove(scene)
         return image, index, poses
+
+
+SPRITE_WAIT_S = 30.0   # how long a worker waits for a sprite another worker claimed before drawing it itself
+
+
+def _load_sprite(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path) as f:
+            return f["coverage"], f["mask"]
+    except FileNotFoundError:
+        return None
+
+
+def _claim(path: Path) -> bool:
+    """Create `path` if no one has: True for the one worker that did."""
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+        except FileNotFoundError:   # the job's first sprite: make the folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+    return False
