@@ -22,12 +22,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     tmp = temporary_name(path)
     try:
         try:
-            fh = open(tmp, "wb")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
         except FileNotFoundError:   # the folder is made on the first write into it, not checked at every write
             path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")
-        with fh:
-            fh.write(data)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
