@@ -52,7 +52,7 @@ def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: 
         "design": cfg.name, "config_hash": cfg.digest(), "render": renderer,
         "placement_attempts": poses[0].get("attempts", 1), "objects": objects,
         "option_index": dict(placed.option_index),
-        "config": cfg.model_dump(mode="json"),   # with the fields above, the whole recipe of this scene
+        "config": cfg.to_json(),   # with the fields above, the whole recipe of this scene
     }
     if placed.relation:
         record["relation"] = dict(placed.relation)
@@ -174,11 +174,8 @@ def merge(layout: DatasetLayout, cfg: DesignFile, expected: dict[str, list[str]]
     `expected` maps each split to the scene ids the job planned; returns counts and status per split."""
     status = {}
     for split, ids in expected.items():
-        records = []
-        for sid in ids:
-            path = layout.scene(split, sid)
-            if path.is_file() and layout.image(split, sid).is_file():
-                records.append(read_scene(path))
+        on_disk = layout.rendered(split)
+        records = [read_scene(layout.scene(split, sid)) for sid in ids if sid in on_disk]
         atomic_write_json(layout.annotations(split), coco_of_scenes(cfg, records))
         write_jsonl(layout.questions(split), (q for r in records for q in r["questions"]))
         status[split] = {"planned": len(ids), "rendered": len(records),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,7 +24,7 @@ from .assets.manage import check_assets
 from .config import SPLITS, DesignFile, parse_design
 from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
 from .errors import InputError
-from .files import atomic_write_json, read_json
+from .files import atomic_write_json, read_json, scratch_base
 from .plan import SceneSpec, package_versions, plan, plan_versions
 
 
@@ -104,7 +105,8 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
                                           for s, v in expected.items()})
     # what a killed writer of one of our scenes left; the scene is rendered again
     layout.remove_scene_leftovers({split: {s.id for s in mine if s.split == split} for split in chosen})
-    todo = [s for s in mine if not (layout.scene(s.split, s.id).is_file() and layout.image(s.split, s.id).is_file())]
+    done = {split: layout.rendered(split) for split in chosen}
+    todo = [s for s in mine if s.id not in done[s.split]]
     stats = JobStats(skipped=len(mine) - len(todo))
     t0 = time.perf_counter()
     if todo:
@@ -143,15 +145,26 @@ def _render(cfg, layout, todo, workers, chunk, progress, stats) -> None:
     workers = max(1, workers)
     chunk = chunk or max(1, min(64, math.ceil(len(todo) / (workers * 4))))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-    ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
     # bpy leaks over thousands of renders: workers are replaced every few hundred scenes, by running the
     # pool in waves (max_tasks_per_child can deadlock the pool on Python 3.11). Composited flat scenes
     # make no Blender call per scene, so their workers live for the whole job.
     composite = cfg.render.style == "flat" and cfg.render.composite
     per_wave = len(chunks) if composite else max(1, cfg.render.workers_restart_every // chunk) * workers
     threads = max(1, (os.cpu_count() or 1) // workers)   # each worker's share of the cores
-    initargs = (cfg.model_dump(mode="json"), str(layout.root), threads)
-    with _progress(progress, len(todo)) as bar:
+    # the workers of a flat job draw each sprite once between them, in a folder named like a scratch folder
+    # (scenes2real-PID-...), so a later job removes it if this one is killed
+    sprites = scratch_base() / f"scenes2real-{os.getpid()}-sprites" if composite and workers > 1 else None
+    initargs = (cfg.to_json(), str(layout.root), threads, str(sprites) if sprites else None)
+    try:
+        _run_waves(chunks, per_wave, workers, initargs, progress, len(todo), stats)
+    finally:
+        if sprites:
+            shutil.rmtree(sprites, ignore_errors=True)
+
+
+def _run_waves(chunks, per_wave, workers, initargs, progress, total, stats) -> None:
+    ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
+    with _progress(progress, total) as bar:
         for start in range(0, len(chunks), per_wave):
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
                                      initargs=initargs) as pool:
@@ -173,7 +186,7 @@ def _clean_path():
 
 def _init(*args):
     _clean_path()
-    os.environ["LP_NUM_THREADS"] = str(args[-1])   # Workbench draws with Mesa's llvmpipe: its threads
+    os.environ["LP_NUM_THREADS"] = str(args[2])   # Workbench draws with Mesa's llvmpipe: its threads
     from .render.worker import init
     init(*args)
 

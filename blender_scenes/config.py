@@ -224,6 +224,7 @@ class DesignFile(Strict):
     questions: QuestionsConfig = QuestionsConfig()
     assets: str | None = None   # a user asset folder (absolute once loaded), searched before the shipped library
     _digest: str | None = PrivateAttr(None)
+    _json: dict | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -257,6 +258,13 @@ class DesignFile(Strict):
     def depth_margin(self) -> float:
         m = self.questions.depth_margin
         return DEPTH_MARGIN if m is None else m
+
+    def to_json(self) -> dict:
+        """`model_dump(mode="json")`, made once (a frozen config; it is stamped on every scene record): read it,
+        never change it."""
+        if self._json is None:
+            self._json = self.model_dump(mode="json")
+        return self._json
 
     def digest(self) -> str:
         """Hash of the validated config (stable key order), stored in the manifest. The asset folder's

@@ -5,6 +5,7 @@ half-written file that looks complete."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,16 @@ class DatasetLayout:
 
     def questions(self, split: str) -> Path:
         return self.root / "questions" / f"{split}.jsonl"
+
+    def rendered(self, split: str) -> set[str]:
+        """Ids of the split's scenes whose JSON and image are both on disk: one listing of each folder, not two
+        file checks per scene."""
+        def stems(folder: Path, suffix: str) -> set[str]:
+            try:
+                return {n[:-len(suffix)] for n in os.listdir(folder) if n.endswith(suffix) and not n.startswith(".")}
+            except FileNotFoundError:
+                return set()
+        return stems(self.root / "scenes" / split, ".json") & stems(self.root / "images" / split, ".png")
 
     def splits_on_disk(self) -> list[str]:
         d = self.root / "scenes"

@@ -19,11 +19,15 @@ def temporary_name(path: Path) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+        except FileNotFoundError:   # the folder is made on the first write into it, not checked at every write
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -36,6 +40,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def scratch_base() -> Path:
+    """Where renderers keep scratch files: $SCENES2REAL_SCRATCH (e.g. a node-local disk where /dev/shm is small),
+    else /dev/shm, else /tmp."""
+    return Path(os.environ.get("SCENES2REAL_SCRATCH") or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
 
 
 def read_json(path: str | Path, expected: str) -> Any:

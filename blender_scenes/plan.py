@@ -18,7 +18,7 @@ import platform
 import random
 from importlib import metadata
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from itertools import product
 from typing import Iterable
@@ -69,9 +69,14 @@ class SceneSpec:
         return self.objects[1] if self.relation else None
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        if d["relation"] is None:   # area scenes keep the JSON (and plan hashes) they had before relations
-            del d["relation"]
+        # what dataclasses.asdict gave, built field by field: asdict deep-copies every value, and was most of the
+        # time of storing a plan and of sending scenes to workers
+        d = {"index": self.index, "id": self.id, "split": self.split, "subset": self.subset,
+             "variation": self.variation, "objects": tuple({f: getattr(o, f) for f in _OBJECT_FIELDS}
+                                                           for o in self.objects),
+             "option_index": dict(self.option_index)}
+        if self.relation is not None:   # area scenes keep the JSON (and plan hashes) they had before relations
+            d["relation"] = dict(self.relation)
         return d
 
     @classmethod
@@ -81,6 +86,9 @@ class SceneSpec:
         return cls(index=d["index"], id=d["id"], split=d["split"], subset=d["subset"],
                    variation=d["variation"], objects=objs, option_index=dict(d["option_index"]),
                    relation=dict(relation) if relation else None)
+
+
+_OBJECT_FIELDS = tuple(f.name for f in fields(ObjectSpec))   # immutable values: shared, not copied
 
 
 def scene_id(index: int) -> str:

@@ -14,6 +14,8 @@ import bpy
 import cv2
 import numpy as np
 
+from ..files import scratch_base
+
 WORKBENCH_AA = (5, 8, 11, 16, 32)   # the sample counts Workbench offers
 
 
@@ -142,7 +144,7 @@ def _alive(pid: int) -> bool:
 def remove_stale_scratch(base: Path) -> None:
     """Scratch folders of dead processes (a killed worker cannot clean up after itself)."""
     for d in base.glob("scenes2real-*"):
-        pid = d.name.removeprefix("scenes2real-")
+        pid = d.name.removeprefix("scenes2real-").split("-")[0]   # scenes2real-PID or scenes2real-PID-sprites
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
@@ -152,9 +154,7 @@ class Scratch:
     removed at exit, and those of dead processes when the next one starts."""
 
     def __init__(self, folder: str | Path | None = None):
-        # $SCENES2REAL_SCRATCH: e.g. a node-local disk where /dev/shm is small
-        base = Path(folder or os.environ.get("SCENES2REAL_SCRATCH")
-                    or ("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+        base = Path(folder) if folder else scratch_base()
         remove_stale_scratch(base)
         self.dir = base / f"scenes2real-{os.getpid()}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +176,7 @@ class Scratch:
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise RuntimeError(f"Blender wrote no image to {path}")
-        if img.ndim == 3:   # OpenCV reads BGR(A)
-            img = img[..., [2, 1, 0, 3]] if img.shape[2] == 4 else img[..., ::-1]
-        return np.ascontiguousarray(img)
+        if img.ndim == 3 and img.shape[2] == 4:   # OpenCV reads BGR(A)
+            return np.ascontiguousarray(img[..., [2, 1, 0, 3]])
+        # RGB as a view of OpenCV's BGR buffer: flipping it back (to encode a PNG) gives the contiguous buffer
+        return img[..., ::-1] if img.ndim == 3 else img

@@ -21,12 +21,14 @@ from .solid import SolidRenderer
 _state: dict = {}
 
 
-def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None):
+def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int | None = None,
+                   sprites: str | None = None):
+    """The renderer of a design. `sprites`: a folder the job's flat workers share their sprites in."""
     reset_blender()
     scratch = Scratch(scratch_dir)
     meshes = mesh_source(cfg.assets)   # shape names are asset names: shipped or the design's asset folder
     if cfg.render.style == "flat":
-        return FlatRenderer(cfg, scratch, mesh_source=meshes)
+        return FlatRenderer(cfg, scratch, mesh_source=meshes, shared=sprites)
     renderer = SolidRenderer(cfg, scratch, mesh_source=meshes)
     if threads:   # several workers share the cores instead of each taking all of them
         renderer.beauty.render.threads_mode = "FIXED"
@@ -34,9 +36,9 @@ def build_renderer(cfg: DesignFile, scratch_dir: str | None = None, threads: int
     return renderer
 
 
-def init(cfg_json: dict, root: str, threads: int | None = None) -> None:
+def init(cfg_json: dict, root: str, threads: int | None = None, sprites: str | None = None) -> None:
     cfg = DesignFile.model_validate(cfg_json)
-    renderer = build_renderer(cfg, threads=threads)
+    renderer = build_renderer(cfg, threads=threads, sprites=sprites)
     _state.update(cfg=cfg, layout=DatasetLayout(root), renderer=renderer)
 
 
