@@ -11,9 +11,9 @@ import pytest
 # never need triton (no torch.compile); `import triton` now raises ImportError, which torch expects.
 sys.modules.setdefault("triton", None)
 
-from blender_scenes.batch import run
-from blender_scenes.config import load_preset
-from tests.tiny_models import tiny_checkpoint  # noqa: F401
+from blender_scenes.batch import run  # noqa: E402  (after the triton guard above)
+from blender_scenes.config import load_preset  # noqa: E402
+from tests.tiny_models import tiny_checkpoint  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from blender_scenes.labels import AREAS, LABELS, TASKS
+from blender_scenes.labels import AREAS, TASKS
 from blender_scenes.questions import read_questions
 from evaluation.coco import CocoQuestionSettings, coco_questions, write_coco_questions
 from scenes2real.cli import cli

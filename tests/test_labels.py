@@ -1,7 +1,16 @@
 import pytest
 
-from blender_scenes.labels import (AREAS, area_of_box, area_of_cell, cells_of_area, distance_to_third_line,
-                                   label_of_area, label_of_box)
+from blender_scenes.labels import (
+    AREAS,
+    area_of_box,
+    area_of_cell,
+    cells_of_area,
+    closer_of,
+    distance_to_third_line,
+    label_of_area,
+    label_of_box,
+    relation_of_boxes,
+)
 
 
 @pytest.mark.parametrize("cx, cy, expected", [
@@ -48,8 +57,6 @@ def test_unknown_task_is_an_error():
     with pytest.raises(ValueError, match="unknown task"):
         label_of_box([0, 0, 1, 1], 10, 10, "diagonal")
 
-
-from blender_scenes.labels import closer_of, relation_of_boxes  # noqa: E402
 
 
 @pytest.mark.parametrize("target, anchor, left_right, above_below", [
