@@ -20,6 +20,7 @@ from mathutils import Matrix, Vector
 
 from ..camera import Camera
 from ..config import DesignFile
+from ..errors import PlacementError
 from ..labels import cells_of_area
 from ..measure import depth_png, measure, measured_relation, median_depth
 from ..plan import SceneSpec
@@ -41,10 +42,6 @@ MAX_ATTEMPTS = 24
 GROUND_RGB = (160, 160, 160)
 BACKGROUND_RGB = (160, 160, 160)
 WORKBENCH_EXPOSURE = 1.4   # Workbench's studio light leaves surfaces at about half their colour
-
-
-class PlacementError(RuntimeError):
-    pass
 
 
 class SolidRenderer:
