@@ -187,6 +187,7 @@ def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selectio
             key = _describe_key(ann, attributes_named, path) if attributes_named else (ann["category_id"],)
             groups[key].append(ann)
         in_image: list[Target] = []
+        image_targets: list[Target] = []
         for key, group in groups.items():
             if settings.exclude_crowd and any(a.get("iscrowd", 0) for a in group):
                 dropped["crowd"] += len(group)
@@ -212,12 +213,18 @@ def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selectio
                     and distance_to_third_line(bbox, width, height) <= settings.ambiguity_margin):
                 dropped["ambiguous"] += 1
                 continue
-            targets.append(obj)
+            image_targets.append(obj)
+        if len(image_targets) > 1:  # images come in id order: sorting each image's targets sorts them all
+            image_targets.sort(key=_annotation_id)
+        targets += image_targets
         if len(in_image) > 1:
-            in_image.sort(key=lambda t: t.ann["id"])
+            in_image.sort(key=_annotation_id)
             candidates.append(in_image)
-    targets.sort(key=lambda t: (t.img["id"], t.ann["id"]))
     return Selection(targets, candidates, dropped)
+
+
+def _annotation_id(target: Target) -> int:
+    return target.ann["id"]
 
 
 def balanced_sample(keys: Sequence[str], classes: Sequence[str], limit: int | None, rng: random.Random,
