@@ -296,3 +296,17 @@ def test_relative_images_folder_resolves_from_the_question_file(tmp_path, hard_f
     record = next(r for r in read_questions(out) if r.target["image_id"] == 397133)
     assert not record.image.startswith("/")
     assert resolve_image(record, out).resolve() == (photos / "000000397133.jpg").resolve()
+
+
+def test_written_lines_are_json_dumps_of_the_records(random_file, tmp_path):
+    """write_coco_questions encodes area lines without building the rows (and shuffles the encoded options
+    itself); every byte must be json.dumps(ensure_ascii=False) of the records `coco_questions` builds."""
+    from evaluation.coco import select
+
+    for seed in (0, 5):
+        settings = CocoQuestionSettings(tasks=["open", "area9", "left_right", "horizontal", "vertical"], seed=seed)
+        out = tmp_path / f"q{seed}.jsonl"
+        write_coco_questions(random_file, out, images="/data/x", settings=settings)
+        rows = select(random_file, settings).rows(settings, "/data/x")
+        expected = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        assert out.read_text(encoding="utf-8") == expected
