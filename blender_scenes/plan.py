@@ -513,6 +513,17 @@ def _check_heldout(cfg: DesignFile, targets: list[_Target]) -> None:
                              f"{t.split!r}; held-out combinations must stay out of train and val")
 
 
+def _combinations(cfg: DesignFile) -> tuple[dict[tuple, int], list[tuple], dict[str, dict[str, list]]]:
+    """Every attribute combination of any subset with its id (first seen first), the combinations by id, and
+    each subset's levels: what distractors and anchors are drawn from."""
+    combos: dict[tuple, int] = {}
+    for sub in _subsets(cfg):
+        lv = _levels(cfg, sub)
+        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
+            combos.setdefault(c, len(combos))
+    return combos, list(combos), {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+
+
 def _distractors(cfg: DesignFile, scenes: list[tuple[_Target, int]], split: str) -> list[list[ObjectSpec]]:
     """Balanced distractor attributes and cells for one split's scenes, in order: each distractor takes one of
     the least used attribute combinations that differ from the target's description, and one of the least
@@ -523,13 +534,7 @@ def _distractors(cfg: DesignFile, scenes: list[tuple[_Target, int]], split: str)
     rows, cols = cfg.grid.rows, cfg.grid.cols
     describe = [FACTORS.index(k) for k in cfg.questions.describe]
     rng = _rng(cfg, "distractors", split)
-    combos: dict[tuple, int] = {}   # every attribute combination of a subset -> its id
-    for sub in _subsets(cfg):
-        lv = _levels(cfg, sub)
-        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
-            combos.setdefault(c, len(combos))
-    by_id = list(combos)
-    levels = {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+    combos, by_id, levels = _combinations(cfg)
     allowed: dict[tuple, np.ndarray] = {}   # (subset, target description) -> ids of the combinations allowed
     cells = [(r, c) for r in range(rows) for c in range(cols)]
     outside = {a: np.array([i for i, c in enumerate(cells) if area_of_cell(*c, rows, cols) != a]) for a in AREAS}
@@ -634,13 +639,7 @@ def _relation_scenes(cfg: DesignFile, members: list[tuple[_Target, int]], split:
     cells = [(r, c) for r in range(rows) for c in range(cols)]
     rng = _rng(cfg, "relations", "pairs", split)
     describe = cfg.questions.describe
-    combos: dict[tuple, int] = {}   # every attribute combination of a subset -> its id
-    for sub in _subsets(cfg):
-        lv = _levels(cfg, sub)
-        for c in product(lv["shape"], lv["color"], lv["size"], lv["material"]):
-            combos.setdefault(c, len(combos))
-    by_id = list(combos)
-    levels = {s.name: _levels(cfg, s) for s in _subsets(cfg)}
+    combos, by_id, levels = _combinations(cfg)
     pairs: dict[tuple, np.ndarray] = {}
     combo_use, cell_use = np.zeros(len(combos), np.int64), np.zeros(len(cells), np.int64)
 
