@@ -69,22 +69,27 @@ def options_with_answer(task: str, answer: str, correct_index: int, rng: random.
     return others
 
 
+def shuffle(items: list, rng: random.Random) -> None:
+    """`rng.shuffle(items)`, in place, with the same `getrandbits` calls and so the same order (CPython 3.11's
+    Random.shuffle draws j for i = n-1 .. 1 by _randbelow_with_getrandbits(i + 1)), at a third of the cost:
+    millions of option lists are shuffled for a COCO train file (tests/test_questions_jsonl.py checks it
+    against rng.shuffle)."""
+    getrandbits = rng.getrandbits
+    for i in range(len(items) - 1, 0, -1):
+        n = i + 1
+        bits = n.bit_length()
+        j = getrandbits(bits)
+        while j >= n:
+            j = getrandbits(bits)
+        items[i], items[j] = items[j], items[i]
+
+
 def balanced_indices(n: int, k: int, rng: random.Random) -> list[int]:
     """n correct-option positions in 0..k-1, each used n/k times (within 1), in a shuffled order."""
     out: list[int] = []
-    # `rng.shuffle(block)` inlined: CPython 3.11's Random.shuffle draws j for i = k-1 .. 1 by
-    # _randbelow_with_getrandbits(i + 1); the same getrandbits calls give the same order at a third of the
-    # cost (tests/test_questions_jsonl.py checks it against rng.shuffle)
-    getrandbits = rng.getrandbits
-    steps = [(i, i + 1, (i + 1).bit_length()) for i in reversed(range(1, k))]
-    first = list(range(k))
     while len(out) < n:
-        block = first[:]
-        for i, m, bits in steps:
-            j = getrandbits(bits)
-            while j >= m:
-                j = getrandbits(bits)
-            block[i], block[j] = block[j], block[i]
+        block = list(range(k))
+        shuffle(block, rng)
         out.extend(block)
     return out[:n]
 

@@ -45,6 +45,7 @@ from blender_scenes.questions import (
     options_with_answer,
     question_text,
     relation_question_text,
+    shuffle,
     write_lines,
 )
 
@@ -409,22 +410,13 @@ def iter_area_lines(targets: list[Target], task: str, settings: CocoQuestionSett
     others = {answer: [text[label] for label in labels if label != answer] for answer in set(answers.values())}
     task_text = _encode_string(task)
     tail = f', "source": {_encode_string(settings.source)}, "split": {_encode_string(split)}, "template": null}}'
-    # `rng.shuffle(shown)` inlined (CPython 3.11's Random.shuffle with _randbelow_with_getrandbits: the same
-    # getrandbits calls, so the same order; tests/test_coco.py checks the lines against json.dumps of `rows`): a third of the
-    # time of the area lines was its two Python calls per swap
-    getrandbits = rng.getrandbits
-    steps = [(i, (i + 1), (i + 1).bit_length()) for i in reversed(range(1, len(labels) - 1))]
     for t, slot, (head, image, question, target) in zip(targets, slots, encoded):
         answer = answers[t.area_label]
         if task == "open":
             options = "[]"
         else:
             shown = others[answer][:]
-            for i, n, bits in steps:
-                j = getrandbits(bits)
-                while j >= n:
-                    j = getrandbits(bits)
-                shown[i], shown[j] = shown[j], shown[i]
+            shuffle(shown, rng)   # the `rng` calls of `options_with_answer`'s shuffle, on encoded labels
             shown.insert(slot, text[answer])
             options = "[" + ", ".join(shown) + "]"
         yield (f'{head}{task}", "image": {image}, "task": {task_text}, "question": {question}, '

@@ -29,7 +29,7 @@ def test_failure_mid_way_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_balanced_indices_shuffles_as_random_shuffle():
-    """balanced_indices inlines Random.shuffle; the positions must be the ones rng.shuffle gives."""
+    """balanced_indices shuffles with questions.shuffle; the positions must be the ones rng.shuffle gives."""
     import random
 
     from blender_scenes.questions import balanced_indices
