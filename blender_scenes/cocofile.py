@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import math
 import re
+from operator import itemgetter
 from pathlib import Path
 
 import orjson
@@ -20,10 +22,13 @@ from .errors import InputError
 # recognise is simply parsed as usual; a key inside a JSON string cannot match (its quotes are escaped).
 _MASK_VALUE = re.compile(r'"segmentation"\s*:\s*(?:\[\s*(?:\[[^\[\]]*\]\s*,?\s*)*\]|\{[^{}]*\})')
 
-# the same pattern on the file's bytes (no decoding): brackets and braces never occur inside a multi-byte
-# UTF-8 character; where it misses what the text pattern matches (non-ASCII whitespace), the file is not JSON,
-# orjson refuses it and the text is read as before
-_MASK_BYTES = re.compile(_MASK_VALUE.pattern.encode())
+# the pattern on the file's bytes (no decoding; brackets and braces never occur inside a multi-byte UTF-8
+# character), written to run 3.5x faster: a polygon's numbers as [^\]] (a one-byte test, where [^\[\]] is a set
+# lookup) and possessive repeats (nothing to backtrack into). On COCO's shapes it replaces what the text
+# pattern replaces. Elsewhere (values nested deeper, brackets in strings) it replaces a whole value too or
+# leaves a stray bracket or brace; then, as where it misses what the text pattern matches (non-ASCII
+# whitespace), the result is not JSON, orjson refuses it and the text is read with the pattern above
+_MASK_BYTES = re.compile(rb'"segmentation"\s*:\s*(?:\[\s*(?:\[[^\]]*+\]\s*,?\s*)*+\]|\{[^}]*+\})')
 
 
 def _parse(text: str):
@@ -51,8 +56,55 @@ def _fail(path: Path, where: str, expected: str, value) -> InputError:
     return InputError(f"{path}: field '{where}': expected {expected}, got {shown}")
 
 
+def _all_numbers(values: list) -> bool:
+    """`_is_number` of every value, over the list at once: ints and floats only, with a finite sum (NaN or
+    infinity makes it NaN or infinite; a sum too large for a float only sends the data to the item by item
+    check)."""
+    try:
+        return set(map(type, values)) <= {int, float} and math.isfinite(sum(values))
+    except OverflowError:   # an int sum too large for a float
+        return False
+
+
+def _passes_at_a_glance(data) -> bool:
+    """True only for data that `validate_instances` accepts, checked a whole list at a time (two thirds of the
+    time of its item by item check on train2017); False sends the data to that check, which names the first
+    bad field."""
+    try:
+        if type(data) is not dict:
+            return False
+        categories, images, annotations = data["categories"], data["images"], data["annotations"]
+        ids = {}
+        for key, items in (("categories", categories), ("images", images), ("annotations", annotations)):
+            if type(items) is not list or not set(map(type, items)) <= {dict}:
+                return False
+            ids[key] = list(map(itemgetter("id"), items))
+            if not set(map(type, ids[key])) <= {int} or len(set(ids[key])) != len(items):
+                return False
+        if not all(type(cat.get("name")) is str and cat["name"].strip() for cat in categories):
+            return False
+        sizes = [img.get("width") for img in images] + [img.get("height") for img in images]
+        if not _all_numbers(sizes) or min(sizes, default=1) <= 0:
+            return False
+        if not {type(img.get("file_name")) for img in images} <= {str}:
+            return False
+        boxes = list(map(itemgetter("bbox"), annotations))
+        if not set(map(type, boxes)) <= {list} or not set(map(len, boxes)) <= {4}:
+            return False
+        numbers = list(itertools.chain.from_iterable(boxes))   # x, y, w, h, x, y, ...
+        if not _all_numbers(numbers) or min(numbers[2::4], default=0) < 0 or min(numbers[3::4], default=0) < 0:
+            return False
+        return (set(map(itemgetter("image_id"), annotations)) <= set(ids["images"])
+                and set(map(itemgetter("category_id"), annotations)) <= set(ids["categories"])
+                and {ann.get("iscrowd", 0) for ann in annotations} <= {0, 1})
+    except (KeyError, TypeError):   # a list or a field missing, an unhashable id
+        return False
+
+
 def validate_instances(data, path: Path) -> None:
     """Check the parts of a COCO instances file this module reads; one error naming the first bad field."""
+    if _passes_at_a_glance(data):
+        return
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories' "
                          "(a COCO instances file)")

@@ -4,6 +4,7 @@ The prompt a record becomes is built in `prompts.py` (which this module never im
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -69,15 +70,20 @@ def options_with_answer(task: str, answer: str, correct_index: int, rng: random.
     return others
 
 
+@functools.cache
+def _shuffle_steps(length: int) -> tuple[tuple[int, int, int], ...]:
+    """(i, n, bits) of each step of `shuffle` on a list of this length: i = n-1 .. 1, n = i + 1 and the bits
+    of n, worked out once per length."""
+    return tuple((i, i + 1, (i + 1).bit_length()) for i in range(length - 1, 0, -1))
+
+
 def shuffle(items: list, rng: random.Random) -> None:
     """`rng.shuffle(items)`, in place, with the same `getrandbits` calls and so the same order (CPython 3.11's
     Random.shuffle draws j for i = n-1 .. 1 by _randbelow_with_getrandbits(i + 1)), at a third of the cost:
     millions of option lists are shuffled for a COCO train file (tests/test_questions_jsonl.py checks it
     against rng.shuffle)."""
     getrandbits = rng.getrandbits
-    for i in range(len(items) - 1, 0, -1):
-        n = i + 1
-        bits = n.bit_length()
+    for i, n, bits in _shuffle_steps(len(items)):
         j = getrandbits(bits)
         while j >= n:
             j = getrandbits(bits)

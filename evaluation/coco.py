@@ -14,8 +14,10 @@ than building them; the tests validate them). No bpy, no torch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
+import math
 import os
 import random
 import re
@@ -25,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from blender_scenes.cocofile import load_instances
 from blender_scenes.errors import InputError
@@ -178,7 +182,7 @@ def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selectio
     dropped: Counter = Counter()
     targets: list[Target] = []
     candidates: list[list[Target]] = []
-    descriptions: dict[tuple, str] = {}
+    descriptions: dict[tuple, tuple[str, str, dict]] = {}   # key: category, description, attributes
     attributes_named = settings.attributes
     for img_id in sorted(coco.imgs):
         img = coco.imgs[img_id]
@@ -201,13 +205,13 @@ def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selectio
             if settings.min_area is not None and bbox[2] * bbox[3] < settings.min_area * width * height:
                 dropped["small"] += 1
                 continue
-            attributes = dict(zip(settings.attributes, key[1:]))
-            category = names[ann["category_id"]]
-            description = descriptions.get(key)
-            if description is None:  # the same for every object with this key
-                description = descriptions[key] = describe({**attributes, "category": category},
-                                                           [*settings.attributes, "category"])
-            obj = Target(ann, img, category, description, attributes, area_of_box(bbox, width, height))
+            named = descriptions.get(key)
+            if named is None:  # the same for every object with this key (shared: records copy the attributes)
+                attributes = dict(zip(settings.attributes, key[1:]))
+                category = names[ann["category_id"]]
+                named = descriptions[key] = (category, describe({**attributes, "category": category},
+                                                                [*settings.attributes, "category"]), attributes)
+            obj = Target(ann, img, *named, area_of_box(bbox, width, height))
             if not ann.get("iscrowd", 0):
                 in_image.append(obj)
             if (settings.ambiguity_margin is not None
@@ -410,17 +414,32 @@ def iter_area_lines(targets: list[Target], task: str, settings: CocoQuestionSett
     others = {answer: [text[label] for label in labels if label != answer] for answer in set(answers.values())}
     task_text = _encode_string(task)
     tail = f', "source": {_encode_string(settings.source)}, "split": {_encode_string(split)}, "template": null}}'
+    # horizontal, vertical: `shuffle` of the two other labels is one draw, j = getrandbits(2) until j < 2,
+    # and swaps them when j is 0; so the options of each (answer, slot, j) are joined once, here
+    two_others = len(labels) == 3
+    joined = {(answer, slot, j): _options_text(pair[::-1] if j == 0 else pair, slot, text[answer])
+              for answer, pair in others.items() for slot in range(3) for j in (0, 1)} if two_others else {}
+    getrandbits = rng.getrandbits
     for t, slot, (head, image, question, target) in zip(targets, slots, encoded):
         answer = answers[t.area_label]
         if task == "open":
             options = "[]"
+        elif two_others:
+            j = getrandbits(2)
+            while j >= 2:
+                j = getrandbits(2)
+            options = joined[answer, slot, j]
         else:
             shown = others[answer][:]
             shuffle(shown, rng)   # the `rng` calls of `options_with_answer`'s shuffle, on encoded labels
-            shown.insert(slot, text[answer])
-            options = "[" + ", ".join(shown) + "]"
+            options = _options_text(shown, slot, text[answer])
         yield (f'{head}{task}", "image": {image}, "task": {task_text}, "question": {question}, '
                f'"options": {options}, "answer": {text[answer]}, "target": {target}{tail}')
+
+
+def _options_text(others: list[str], slot: int, answer: str) -> str:
+    """The options' JSON: the other labels (encoded, in their shuffled order) with the answer at `slot`."""
+    return "[" + ", ".join([*others[:slot], answer, *others[slot:]]) + "]"
 
 
 def _object_encoder() -> Callable[[dict], str]:
@@ -435,12 +454,72 @@ def _object_encoder() -> Callable[[dict], str]:
     return lambda value: "".join(encode(value, 0))
 
 
-def _encoded_targets(targets: list[Target], images: str | Path | None) -> list[tuple[str, str, str, str]]:
+def _orjson_floats_as_repr() -> bool:
+    """Whether this orjson writes floats as json.dumps does (repr), except for 1e-10 < |x| < 1e-4, which orjson
+    writes as "0.00001" and "1e-7" where repr writes "1e-05" and "1e-07" (orjson 3.13). A version that writes
+    the probes otherwise is not used for the targets."""
+    probes = (0.0, -0.0, 0.1, 1 / 3, 123.45, 640.0, 1.5e-4, 1e-4, 1e-10, 5e-324, 1e15, 1e16, 1.5e17, 1e22, 1.5e300)
+    return all(orjson.dumps(x) == repr(x).encode() for x in probes)
+
+
+_ORJSON_FLOATS_AS_REPR = _orjson_floats_as_repr()
+# strings orjson and json.dumps(ensure_ascii=False) write alike, with none of the characters the rewrite of
+# orjson's compact separators (`_encoded_records`) must not meet inside a string
+_PLAIN_STRING = re.compile(r'[^",:{}\[\]\\\x00-\x1f]*')
+_CHUNK = 65_536   # records per orjson call: bounds the transient text
+
+
+def _encoded_records(targets: list[Target], attributes: list[str]) -> list[str] | None:
+    """`json.dumps(t.record(), ensure_ascii=False)` of every target, by orjson in under half the time (most of
+    json's goes to repr of the floats); None where the two could differ, and the caller encodes as json does.
+
+    orjson writes compact JSON: the spaces json.dumps puts after each "," and ":" are put back by a replace,
+    right since every string (category, attribute names and values: all in the description) is plain. Then
+    differ only: ints beyond 64 bits (orjson refuses them), NaN and infinity (only `area` is not checked when
+    the file is read; orjson writes null) and floats with 1e-10 < |x| < 1e-4 (seen in orjson's text)."""
+    if not _ORJSON_FLOATS_AS_REPR:
+        return None
+    strings = {t.description for t in targets}.union(attributes)
+    if not all(_PLAIN_STRING.fullmatch(s) for s in strings):
+        return None
+    encoded: list[str] = []
+    for start in range(0, len(targets), _CHUNK):
+        records = [t.record() for t in targets[start:start + _CHUNK]]
+        areas = [r["area"] for r in records]
+        if not ({type(a) for a in areas} <= {int, float, type(None)}
+                and math.isfinite(sum(a for a in areas if type(a) is float))):  # no NaN, no infinity
+            return None
+        try:
+            text = orjson.dumps(records)
+        except orjson.JSONEncodeError:
+            return None
+        if b"0.0000" in text or b"e-" in text:   # maybe a float that repr writes otherwise
+            return None
+        # b'[{...},{...}]': the records are flat (no dict inside), so "},{" is only ever between two records
+        text = text.replace(b",", b", ").replace(b":", b": ").decode()
+        encoded += ["{" + record + "}" for record in text[2:-2].split("}, {")]
+    return encoded
+
+
+def _encoded_targets(targets: list[Target], images: str | Path | None,
+                     attributes: list[str]) -> list[tuple[str, str, str, str]]:
     """Per target: the start of a record's line up to the task in its id (ids are ints, so the id needs no
     escaping), and its image, question and `target` as JSON."""
-    encode = _object_encoder()
-    return [(f'{{"id": "coco-{t.img["id"]}-{t.ann["id"]}-', _encode_string(_image_path(t.img["file_name"], images)),
-             _encode_string(question_text(t.description)), encode(t.record())) for t in targets]
+    records = _encoded_records(targets, attributes)
+    if records is None:
+        encode = _object_encoder()
+        records = [encode(t.record()) for t in targets]
+
+    @functools.cache   # an image has several targets, a description many
+    def image_json(file_name: str) -> str:
+        return _encode_string(_image_path(file_name, images))
+
+    @functools.cache
+    def question_json(description: str) -> str:
+        return _encode_string(question_text(description))
+
+    return [(f'{{"id": "coco-{t.img["id"]}-{t.ann["id"]}-', image_json(t.img["file_name"]),
+             question_json(t.description), record) for t, record in zip(targets, records)]
 
 
 def _lines(chosen: Questions, settings: CocoQuestionSettings, images: str | Path | None) -> Iterator[str]:
@@ -453,7 +532,7 @@ def _lines(chosen: Questions, settings: CocoQuestionSettings, images: str | Path
             yield from map(encoder, iter_relation_rows(chosen.pairs[task], task, settings, chosen.split, images))
         else:
             if encoded is None:
-                encoded = _encoded_targets(chosen.targets, images)
+                encoded = _encoded_targets(chosen.targets, images, settings.attributes)
             yield from iter_area_lines(chosen.targets, task, settings, chosen.split, images, encoded)
 
 

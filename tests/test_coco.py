@@ -253,6 +253,17 @@ def test_malformed_file_is_one_line_exit_2(tmp_path, content, message):
     assert not out.exists()
 
 
+def test_the_quick_check_passes_good_files_only(random_file):
+    """validate_instances first checks whole lists at once; that check must pass every good file (else the
+    item by item check runs: slower, the same result) and no malformed one (it would go unreported)."""
+    from blender_scenes.cocofile import _passes_at_a_glance
+
+    assert _passes_at_a_glance(hard_case_instances())
+    assert _passes_at_a_glance(json.loads(random_file.read_text()))
+    for content, _ in MALFORMED:
+        assert not _passes_at_a_glance(content)
+
+
 def test_bad_options_and_missing_file(tmp_path, hard_file):
     result = run_cli("--instances", tmp_path / "nope.json", "--out", tmp_path / "q.jsonl")
     assert result.exit_code == 2 and "file not found" in result.output
@@ -310,3 +321,71 @@ def test_written_lines_are_json_dumps_of_the_records(random_file, tmp_path):
         rows = select(random_file, settings).rows(settings, "/data/x")
         expected = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         assert out.read_text(encoding="utf-8") == expected
+
+
+def _set_area(index, value):
+    return lambda d: d["annotations"][index].update(area=value)
+
+
+def _rename(index, name):
+    return lambda d: d["categories"][index].update(name=name)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: None,
+    lambda d: d["annotations"][6].update(bbox=[20.0, 30.0, 1.5e-05, 7e-08]),  # floats orjson writes otherwise
+    lambda d: d["annotations"][9].update(bbox=[1e16, 2.5e-4, 0.1, 1 / 3]),
+    _set_area(0, float("nan")), _set_area(0, float("inf")), _set_area(0, None), _set_area(0, "1,5: x"),
+    _set_area(0, [1, {"a": 2}]), _set_area(0, 2**70),
+    lambda d: d["annotations"][6].update(id=2**70, area=float("nan")),  # beyond 64 bits (json reads the file: NaN)
+    lambda d: d["images"][1].update(width=600.5),
+    _rename(0, 'say "a, b: c" {x} [y]'), _rename(1, "back\\slash"), _rename(2, "tab\there"), _rename(3, "é ü \u2028"),
+])
+def test_targets_are_written_as_json_dumps_writes_them(tmp_path, change):
+    """The targets are encoded by orjson where it writes what json.dumps writes, else as json does: every byte
+    of the file is json.dumps(ensure_ascii=False) of the records, whatever the numbers and names."""
+    from evaluation.coco import select
+
+    data = hard_case_instances()
+    change(data)
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    settings = CocoQuestionSettings(tasks=["area9", "horizontal", "open", "left_right"])
+    write_coco_questions(path, tmp_path / "q.jsonl", settings=settings)
+    expected = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in select(path, settings).rows(settings))
+    assert (tmp_path / "q.jsonl").read_text(encoding="utf-8") == expected
+
+
+def test_attributes_with_unusual_characters_are_written_as_json_dumps_writes_them(tmp_path):
+    from evaluation.coco import select
+
+    data = rendered_coco()
+    data["annotations"][2]["color"] = 'dark, "deep": red'
+    path = write_instances(tmp_path / "annotations" / "test.json", data)
+    for attributes in (["color"], ["color", "size"]):
+        settings = CocoQuestionSettings(tasks=["area9", "vertical"], attributes=attributes, source="synthetic")
+        write_coco_questions(path, tmp_path / "q.jsonl", settings=settings)
+        rows = select(path, settings).rows(settings)
+        assert (tmp_path / "q.jsonl").read_text(encoding="utf-8") == "".join(
+            json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+@pytest.mark.parametrize("segmentation", [
+    '[[1.5, 2, 3, 4]]', '[ [1,2,3,4] , [5,6,7,8] ]', '[]', '{"counts": [1, 2], "size": [3, 4]}',
+    '{"counts": "PXb0[]1:0", "size": [3, 4]}', '[[[1, 2]]]', '[["a[b", 1]]', '[["]"]]', '{"a": {"b": 1}}',
+    '"text"', 'null', '[[1, 2], 3]',
+])
+def test_masks_of_any_shape_leave_the_other_fields_as_parsed(tmp_path, segmentation):
+    """Mask values are replaced before parsing by patterns made for COCO's shapes; whatever the value, every
+    other field is read as json reads it."""
+    from blender_scenes.cocofile import load_instances
+
+    data = hard_case_instances()
+    text = json.dumps(data).replace('"segmentation": ', '"segmentation": ' + segmentation + ', "was": ', 1)
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(text, encoding="utf-8")
+    parsed = json.loads(text)
+    loaded = load_instances(path).dataset
+    for ann in (*parsed["annotations"], *loaded["annotations"]):
+        ann.pop("segmentation")
+    assert loaded == parsed
