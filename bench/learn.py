@@ -1,7 +1,7 @@
 """Learnability benchmark (not a test): does the training pipeline teach absolute position from scratch?
 
-A small VLM of a real architecture (default Idefics3/SmolVLM: SigLIP vision encoder, pixel-shuffle connector,
-Llama text model; about 1.2M weights, random initialisation) is trained from scratch (`--full`) through
+A small VLM of a real architecture (default Idefics3/SmolVLM: SigLIP vision encoder, linear connector,
+Llama text model; about 1.7M weights, random initialisation) is trained from scratch (`--full`) through
 `vlm_train.train.train` (the code behind `scenes2real train`) on the `civet` preset rendered by our renderer,
 unchanged except for the image size (`--size`, default 126 px instead of 336): a 9x9 placement grid, answer
 areas of 3x3 cells, train/val = the four white shapes and the plus in six colours (1,296 / 324 scenes), test =
@@ -10,19 +10,21 @@ the validation and test questions greedily with the evaluation runner's function
 `evaluation.parse` (chance 1/9); at the end the kept checkpoint (best validation loss) answers every test
 question through `scenes2real evaluate`: that is `test_accuracy`.
 
-Why 126 px: one vision patch (14 px) per grid cell, so every object lies inside one patch, and the connector's
-3x3 pixel shuffle makes 9 image tokens, one per answer area (see `idefics3_arch`). Training stops after
-`--budget-cpu-min` CPU minutes (process CPU time, all threads), or once the sampled validation accuracy is
->= `--stop-val-accuracy` twice in a row; early stopping on validation loss is off by default (`--patience` =
-`--epochs`): from scratch the loss sits on a plateau at chance (about 0.58) for hundreds of steps, and a short
-patience ended the old benchmark there (the issue's 10.3% run). One torch thread by default: on this shared
-2-core machine two threads spin-wait and cost about 5x the CPU per step (0.92 vs 0.17 CPU s at batch 16).
+Why 126 px: one vision patch (42 px) per answer area, so every object lies inside one patch and the image is 9
+tokens, one per area (see `idefics3_arch`, which also says why the pixels are not centred). Training: batch 32,
+AdamW lr 2e-3 after 100 warm-up steps, decaying linearly to 0 over 20 epochs (820 steps; at lr 2e-3 the sampled
+accuracies still swing by 10-30 points from epoch to epoch, so the run ends with the rate decayed rather than at
+a first good epoch), kept model = best validation loss. It stops early only after `--budget-cpu-min` CPU minutes
+(process CPU time, all threads), or with `--stop-val-accuracy A` once the sampled validation accuracy is >= A
+twice in a row; early stopping on validation loss is off (`--patience` = `--epochs`). One torch thread by default: on this
+shared 2-core machine two threads spin-wait and cost about 5x the CPU per step.
 
     python bench/learn.py                       # render, build the model, train, evaluate, print JSON
     python bench/learn.py --seed 1              # another seed (design shuffles, split, weights, data order)
     python bench/learn.py --dataset DIR         # reuse a rendered dataset (DIR/questions/{train,val,test}.jsonl)
 
-Why it stays at chance so far: `bench/learn_diagnosis.py` probes this model (README, "Learnability").
+Where position becomes decodable in this model, before and after training: `bench/learn_diagnosis.py`
+(README, "Learnability"), which also holds the earlier design that stayed at chance, and why.
 
 Prints one JSON object: `test_accuracy`, `chance`, `heldout_pairs`, dataset counts, model size, the sampled
 accuracies and losses over epochs with CPU seconds, wall and CPU time, and provenance (command, seed, versions,
@@ -34,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -73,36 +76,54 @@ ARCHS = {
 }
 
 
-def idefics3_arch(size: int) -> dict:
-    """One patch per placement cell, one image token per answer area: at `size` px (a multiple of 9) the
-    vision encoder cuts 9x9 patches of size/9 px (the 9x9 grid's cells: every object sits inside one patch,
-    never across a patch border), and the connector's pixel shuffle merges 3x3 patches into one token, so the
-    image is 3x3 = 9 tokens, each exactly one answer area. One image, no tiling."""
+def idefics3_arch(size: int, layout: str = "area-patches") -> dict:
+    """One vision patch per answer area, one image token per patch: at `size` px (a multiple of 9) the vision
+    encoder cuts 3x3 patches of size/3 px (each patch is one answer area, 3x3 cells of the 9x9 grid, so every
+    object lies inside one patch), and the connector keeps them as they are (scale_factor 1): the image is 9
+    tokens, token k is area k. One image, no tiling.
+
+    Two choices make the object's token stand out from the eight empty ones at initialisation, which is what
+    lets training leave the chance plateau (README, "Learnability"; `bench/learn_diagnosis.py`):
+    - pixels scaled to [0, 1] without centring (image_mean 0, image_std 1), so a black patch embeds to its
+      position embedding alone and an object adds its own term; centred pixels (-1 for black) give every patch
+      the same large constant, beside which an object is a small change;
+    - one patch per area rather than 3x3 patches merged by the pixel shuffle, where an object changes one of
+      nine slots of its token (under a third of the token's norm, in a direction that differs by slot).
+    The vision position embeddings are drawn at std 0.1, about an object's term: the object's token then says
+    where it is as well as that something is there.
+
+    `layout="merged-cells"` is the earlier design, which stays at chance (kept to reproduce that): one 14 px
+    patch per grid cell, 3x3 patches merged into each area's token by the pixel shuffle, centred pixels, position
+    embeddings at std 0.5."""
     if size % 9:
-        raise SystemExit(f"--size {size}: expected a multiple of 9 (one vision patch per cell of the 9x9 grid)")
+        raise SystemExit(f"--size {size}: expected a multiple of 9 (the 9x9 placement grid)")
+    if layout == "merged-cells":
+        return dict(
+            text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=1024, **INIT),
+            vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                        image_size=size, patch_size=size // 9, **INIT),
+            config=dict(scale_factor=3), vision_position_std=0.5,
+            image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
+                                 do_image_splitting=False),
+            processor_kwargs={"image_seq_len": 9})
     return dict(
         text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=1024, **INIT),
         vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=size, patch_size=size // 9, **INIT),
-        config=dict(scale_factor=3),
-        # the vision position embeddings drawn as wide as a patch's content (a black patch embeds to about
-        # N(0, 0.5) per channel at initializer_range 0.02); at 0.02 they vanish in the layer norms, the
-        # nine tokens of an empty image look alike and which token holds the object (its area) is left to
-        # the text model's rotary positions, which shift with the question's length
-        vision_position_std=0.5,
+                    image_size=size, patch_size=size // 3, **INIT),
+        config=dict(scale_factor=1),
+        vision_position_std=0.1,
         image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
-                             do_image_splitting=False),
+                             do_image_splitting=False, image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0]),
         processor_kwargs={"image_seq_len": 9})
 
 
-def arch_for(family_name: str, size: int) -> dict:
-    return idefics3_arch(size) if family_name == "idefics3" else ARCHS[family_name]
+def arch_for(family_name: str, size: int, layout: str = "area-patches") -> dict:
+    return idefics3_arch(size, layout) if family_name == "idefics3" else ARCHS[family_name]
 
 
 def render(work: Path, size: int, seed: int) -> tuple[Path, float]:
-    import shutil
-
     config = work / "design.toml"
     config.write_text(civet_design(size, seed))
     data = work / "data"
@@ -114,7 +135,7 @@ def render(work: Path, size: int, seed: int) -> tuple[Path, float]:
     return data, time.perf_counter() - started
 
 
-def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
+def build_model(out: Path, family_name: str, seed: int, size: int, layout: str = "area-patches") -> int:
     """A checkpoint with random weights: the family's tiny tokenizer and processor, a wider model (ARCHS)."""
     import dataclasses
 
@@ -124,7 +145,7 @@ def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
     from vlm_train.families import family_named
     from vlm_train.tiny import build_processor, build_tokenizer
 
-    arch = arch_for(family_name, size)
+    arch = arch_for(family_name, size, layout)
     family = family_named(family_name)
     tiny = family.tiny
     if arch["image_processor"] is not None:
@@ -151,7 +172,7 @@ def build_model(out: Path, family_name: str, seed: int, size: int) -> int:
 
 
 def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, started: float, every: int,
-                      budget_cpu_s: float, sample: int, seed: int, stop_val: float, batch_size: int = 32):
+                      budget_cpu_s: float, sample: int, seed: int, stop_val: float | None, batch_size: int = 32):
     """Every `every` epochs: greedy answers to (a fixed random sample of `sample`) questions of each set, parsed,
     compared with the answers. Stops training once this process has used `budget_cpu_s` CPU seconds (all
     threads) since `started` (CPU time, not wall time: the machine may be shared), or once the sampled
@@ -199,7 +220,8 @@ def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, sta
                 row.update(cpu_s=round(time.process_time() - started, 1))
                 results.append(row)
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-                if len(results) >= 2 and all(r.get("val_accuracy", 0) >= stop_val for r in results[-2:]):
+                if (stop_val is not None and len(results) >= 2
+                        and all(r.get("val_accuracy", 0) >= stop_val for r in results[-2:])):
                     control.should_training_stop = True
 
     return Accuracy()
@@ -210,20 +232,25 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "learn-bench")
     parser.add_argument("--dataset", type=Path, help="A rendered dataset to reuse instead of rendering.")
     parser.add_argument("--family", choices=sorted(ARCHS), default="idefics3")
+    parser.add_argument("--layout", choices=["area-patches", "merged-cells"], default="area-patches",
+                        help="idefics3's image layout (see idefics3_arch); merged-cells is the earlier design")
     parser.add_argument("--size", type=int, default=126,
                         help="image px, a multiple of 9 (the civet preset draws 336)")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--patience", type=int, default=40,
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=100,
+                        help="learning-rate warm-up steps (a fraction of all steps when below 1)")
+    parser.add_argument("--patience", type=int, default=20,
                         help="early stopping on validation perplexity (from scratch the loss plateaus for a while)")
     parser.add_argument("--eval-every", type=int, default=1, help="accuracy on the sampled questions every N epochs")
     parser.add_argument("--eval-sample", type=int, default=180,
                         help="questions per set (val, test) scored during training; the final score uses all")
     parser.add_argument("--budget-cpu-min", type=float, default=20.0,
                         help="stop training once it has used this many CPU minutes (all threads)")
-    parser.add_argument("--stop-val-accuracy", type=float, default=0.98,
-                        help="stop once the sampled validation accuracy reaches this at two evaluations in a row")
+    parser.add_argument("--stop-val-accuracy", type=float, default=None,
+                        help="stop once the sampled validation accuracy reaches this at two evaluations in a row "
+                             "(off by default: the run ends with the learning rate decayed)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (2 on a shared 2-core machine spin-wait: 5x the CPU per step)")
     parser.add_argument("--seed", type=int, default=0)
@@ -245,18 +272,16 @@ def main() -> None:
         data, render_s = render(args.work, args.size, args.seed)
     questions = {s: data / "questions" / f"{s}.jsonl" for s in ("train", "val", "test")}
     model_dir = args.work / "model"
-    parameters = build_model(model_dir, args.family, args.seed, args.size)
+    parameters = build_model(model_dir, args.family, args.seed, args.size, args.layout)
 
     results: list[dict] = []
     run = args.work / "run"
     if run.exists():
-        import shutil
-
         shutil.rmtree(run)
     train_started, train_cpu_started = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer's log lines; stdout is the JSON
         stats = train(TrainConfig(model=str(model_dir), train=str(questions["train"]), val=str(questions["val"]),
-                                  out=str(run), full=True, lr=args.lr, epochs=args.epochs,
+                                  out=str(run), full=True, lr=args.lr, warmup=args.warmup, epochs=args.epochs,
                                   batch_size=args.batch_size, patience=args.patience, seed=args.seed, dtype="fp32"),
                       callbacks=[accuracy_callback(model_dir, {"val": questions["val"], "test": questions["test"]},
                                                    results, train_cpu_started, args.eval_every,
@@ -264,6 +289,8 @@ def main() -> None:
                                                    args.stop_val_accuracy)])
     train_s, train_cpu_s = time.perf_counter() - train_started, time.process_time() - train_cpu_started
 
+    if (args.work / "evaluate").exists():   # a previous run's answers (evaluate refuses to mix them)
+        shutil.rmtree(args.work / "evaluate")
     evaluated = subprocess.run(
         [sys.executable, "-m", "scenes2real", "evaluate", "--model", str(run / "best"), "--questions",
          str(questions["test"]), "--out", str(args.work / "evaluate"), "--device", "cpu", "--batch-size", "32"],
@@ -287,9 +314,11 @@ def main() -> None:
         "dataset": {"design": "civet preset (9x9 grid, areas of 3x3 cells), images at {0}x{0} px".format(args.size),
                     "path": str(data), "render_s": round(render_s, 1) if render_s else None,
                     **{s: len(read_questions(p)) for s, p in questions.items()}, "image_px": args.size},
-        "model": {"architecture": args.family, "parameters": parameters, "init": "random",
-                  **{k: v for k, v in arch_for(args.family, args.size).items() if k in ("text", "vision", "config", "vision_position_std")}},
-        "training": {"full": True, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+        "model": {"architecture": args.family, "layout": args.layout, "parameters": parameters, "init": "random",
+                  **{k: v for k, v in arch_for(args.family, args.size, args.layout).items()
+                     if k in ("text", "vision", "config", "vision_position_std", "image_processor")}},
+        "training": {"full": True, "lr": args.lr, "warmup_steps": args.warmup, "batch_size": args.batch_size,
+                     "epochs": args.epochs,
                      "patience": args.patience, "stop_val_accuracy": args.stop_val_accuracy,
                      "epochs_run": len(stats["epochs"]),
                      "budget_cpu_min": args.budget_cpu_min, "best_epoch": stats.get("best_epoch"),

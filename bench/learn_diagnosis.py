@@ -1,17 +1,21 @@
-"""Why `bench/learn.py` stays at chance: where the answer is, and is not, linearly decodable in its from-scratch
-model (not a test).
+"""Where position becomes decodable in `bench/learn.py`'s from-scratch model, and why its earlier design stayed at
+chance (not a test).
 
 The model of `bench/learn.py` (same architecture, seed and data: the civet preset at 126 px) is probed at
-initialisation, and optionally after training (`--trained DIR`, e.g. `runs/learn-bench/run/best`):
+initialisation, and optionally after training (`--trained DIR`, e.g. `runs/learn-bench/run/best`); the earlier
+design (`--layout merged-cells` in bench/learn.py) is probed at initialisation beside it:
 - `answer_position`: `scenes2real probe` (the study's layer-wise probe: standardised linear SVM, stratified
   3-fold) on the hidden state at the final prompt token, where the answer is generated from, per layer;
 - `image_tokens`: the same probe on the language model's input embeddings of the image tokens (the connector's
   output, concatenated): what the vision side hands over;
+- `object_contrast`: how far the object's image token (the token of its answer area) lies from that token's
+  mean over images whose object is elsewhere, relative to that mean's norm; and `object_direction_cosine`, the
+  mean cosine between those offsets across images. At initialisation the language model can only find the
+  object's token by such an offset: with the earlier design it was ~0.2 of the token, in directions that
+  differ by colour, shape and slot, and training never left the chance plateau; with one patch per area and
+  uncentred pixels it is about the size of the token (see `idefics3_arch` in bench/learn.py);
 - `relative_spread`: per layer, how much the final prompt token's state varies across images relative to its
-  mean (mean ||h - mean h|| / ||mean h||), the share of that state an unstandardised read-out (the LM head) can
-  use. The probe standardises each feature; the LM head does not, and Adam moves each weight by about the
-  learning rate per step, so a signal that is ~1% of the state needs weights ~100x larger before it shows in
-  the answer.
+  mean (mean ||h - mean h|| / ||mean h||).
 
     python bench/learn_diagnosis.py                     # render (or --dataset DIR), build, probe; print JSON
     python bench/learn_diagnosis.py --trained runs/learn-bench/run/best
@@ -70,13 +74,33 @@ def image_side(model_dir: Path, questions: Path, limit: int, seed: int) -> dict:
         last_rows.append(torch.stack([s[:, -1] for s in states], 1).float().numpy())
     image, last = np.concatenate(image_rows), np.concatenate(last_rows)
     labels = [r.answer for r in records]
+    contrast, cosine = object_offsets(image.reshape(len(records), 9, -1), records)
     fit = fit_probes(image[:, None, :], labels, folds=3, seed=seed)
     mean = last.mean(0)
     spread = np.linalg.norm(last - mean, axis=2).mean(0) / np.linalg.norm(mean, axis=1)
     return {"image_tokens": {"accuracy": round(fit.layers[0].accuracy, 4),
                              "ci": [round(v, 4) for v in fit.layers[0].ci],
                              "control": round(fit.control[0].accuracy, 4), "features": int(image.shape[1])},
+            "object_contrast": round(contrast, 4), "object_direction_cosine": round(cosine, 4),
             "relative_spread": [round(float(v), 4) for v in spread]}
+
+
+def object_offsets(tokens, records) -> tuple[float, float]:
+    """The object's token (its answer area's, row-major over the 3x3 areas) against that token's mean over the
+    images whose object lies in another area: mean offset norm / mean's norm, and the mean pairwise cosine of
+    the offsets."""
+    import numpy as np
+
+    area = np.array([(r.target["cell"][0] // 3) * 3 + r.target["cell"][1] // 3 for r in records])
+    offsets, ratios = [], []
+    for k in range(9):
+        empty = tokens[area != k, k].mean(0)
+        offset = tokens[area == k, k] - empty
+        offsets.append(offset)
+        ratios.append(np.linalg.norm(offset, axis=1) / np.linalg.norm(empty))
+    unit = np.concatenate(offsets)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    return float(np.concatenate(ratios).mean()), float((unit @ unit.T).mean())
 
 
 def main() -> None:
@@ -95,10 +119,11 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.dataset or learn.render(args.work, args.size, args.seed)[0]
     questions = data / "questions" / "test.jsonl"
-    model = args.work / "model-init"
+    model, earlier = args.work / "model-init", args.work / "model-init-merged-cells"
     parameters = learn.build_model(model, "idefics3", args.seed, args.size)
-    models = {"init": model, **({"trained": args.trained} if args.trained else {})}
-    out = {"what": "bench/learn.py's model probed: final prompt token per layer, image tokens, relative spread",
+    learn.build_model(earlier, "idefics3", args.seed, args.size, "merged-cells")
+    models = {"init": model, **({"trained": args.trained} if args.trained else {}), "merged_cells_init": earlier}
+    out = {"what": "bench/learn.py's model probed (and its earlier merged-cells design at initialisation): final prompt token per layer, image tokens, object-token contrast, relative spread",
            "dataset": str(data), "questions": str(questions), "limit": args.limit, "parameters": parameters,
            "chance": round(1 / 9, 4)}
     for name, path in models.items():

@@ -30,7 +30,7 @@ from .runner import RunSettings, batches, check_model_source, load_model, load_r
 
 PROBE, FIGURE, CACHE = "probe.json", "probe.png", "hidden_states.npz"
 # settings that change the hidden states; the cache is reused only when all of them match
-_CACHE_KEYS = ("model", "adapter", "questions", "task", "limit", "dtype")
+_CACHE_KEYS = ("model", "adapter", "questions", "task", "limit", "dtype", "weights")   # weights: see run_record
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from .rundir import PREDICTIONS, RUN, read_run_info
 from .score import prediction_row, score_run
 
 # run.json fields that must match for a run directory to be resumed (they change the answers)
-_RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype")
+_RESUME_KEYS = ("model", "adapter", "questions", "max_new_tokens", "dtype", "weights")
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,30 @@ def run_record(settings: RunSettings) -> dict[str, Any]:
     if settings.adapter:
         record["adapter"] = str(Path(settings.adapter).resolve())
     record.pop("out")
+    # a model retrained into the same folder keeps its path: the weights' fingerprint tells the runs apart
+    record["weights"] = {name: weights_fingerprint(Path(path)) for name, path in
+                         (("model", settings.model), ("adapter", settings.adapter)) if path and Path(path).is_dir()}
     return record
+
+
+def weights_fingerprint(folder: Path, blocks: int = 16, block_size: int = 65_536) -> str:
+    """sha256 over a folder's weight files: each one's name, size and `blocks` blocks of bytes read at evenly
+    spaced offsets (the whole file when it is smaller). Training changes every tensor, so two different sets of
+    weights differ in these blocks, while a 15 GB checkpoint is fingerprinted in milliseconds."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in _WEIGHT_FILES for p in folder.glob(pattern)):
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with path.open("rb") as fh:
+            if size <= blocks * block_size:
+                digest.update(fh.read())
+                continue
+            for i in range(blocks):
+                fh.seek(i * (size - block_size) // (blocks - 1))
+                digest.update(fh.read(block_size))
+    return digest.hexdigest()
 
 
 # --- resume ------------------------------------------------------------------------------------------------

@@ -74,6 +74,22 @@ def test_probe_gives_one_entry_per_layer_and_reuses_its_cache(model_type, tiny_c
     assert other["hidden_states"] == "computed" and other["chance"] == pytest.approx(1 / 3, abs=1e-4)
 
 
+def test_weights_rewritten_in_place_are_probed_again(train_questions, tmp_path):
+    """The cache is keyed by the weights' fingerprint, not only the model's path (a model retrained into the
+    same folder)."""
+    from vlm_train.tiny import write_tiny_model
+
+    model, out = tmp_path / "model", tmp_path / "probe"
+    write_tiny_model("qwen2_5_vl", model, seed=0)
+    assert probe("--model", model, "--questions", train_questions, "--out", out)[0] == 0
+    first = np.load(out / "hidden_states.npz")["features"]
+    write_tiny_model("qwen2_5_vl", model, seed=1)
+    code, output = probe("--model", model, "--questions", train_questions, "--out", out)
+    assert code == 0, output
+    assert json.loads((out / "probe.json").read_text())["hidden_states"] == "computed"
+    assert not np.array_equal(np.load(out / "hidden_states.npz")["features"], first)
+
+
 def test_probe_decodes_the_label_where_a_layer_carries_it():
     rng = np.random.default_rng(0)
     labels = [f"area{i % 9}" for i in range(180)]

@@ -122,6 +122,24 @@ def test_resume_with_other_settings_is_refused(dataset, tiny_checkpoint, tmp_pat
     assert (run / "predictions.jsonl").read_text() == before
 
 
+def test_resume_after_the_weights_changed_in_place_is_refused(dataset, tmp_path):
+    """A model retrained into the same folder keeps its path; its answers must not be mixed with the old ones."""
+    from vlm_train.tiny import write_tiny_model
+
+    questions = dataset / "questions" / "test.jsonl"
+    model, run = tmp_path / "model", tmp_path / "run"
+    write_tiny_model("qwen2_5_vl", model, seed=0)
+    assert evaluate(model, questions, run, "--limit", 2)[0] == 0
+    before = (run / "predictions.jsonl").read_text()
+    assert evaluate(model, questions, run, "--limit", 3)[0] == 0   # same weights: resumes
+    assert json.loads((run / "run.json").read_text())["answered_now"] == 1
+    write_tiny_model("qwen2_5_vl", model, seed=1)
+    code, output = evaluate(model, questions, run)
+    assert code == 2 and len(output.strip().splitlines()) == 1
+    assert "run.json: field 'weights'" in output
+    assert (run / "predictions.jsonl").read_text().startswith(before)
+
+
 def test_limit_answers_the_first_questions(dataset, tiny_checkpoint, tmp_path):
     code, _ = evaluate(tiny_checkpoint("qwen2_5_vl"), dataset / "questions" / "test.jsonl", tmp_path / "run",
                        "--limit", 3)

@@ -188,6 +188,9 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_checkpoint, questions):
         "empty file": (["--model", model_dir, "--train", empty], "no question records"),
         "missing val image": (["--model", model_dir, "--train", train_file, "--val", missing], "0001.png"),
         "unknown model": (["--model", tmp_path / "no-such-model", "--train", train_file], "no-such-model"),
+        "fractional warm-up steps": (["--model", model_dir, "--train", train_file, "--warmup", "2.5"],
+                                     "--warmup: expected a whole number of steps"),
+        "no LoRA rank": (["--model", model_dir, "--train", train_file, "--lora-r", "0"], "--lora-r: "),
     }
     for name, (args, expected) in cases.items():
         result = _cli_train(*args, "--out", out)
@@ -195,6 +198,23 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_checkpoint, questions):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (name, result.output)
         assert not out.exists(), name
+
+
+def test_warmup_raises_the_learning_rate_linearly_then_it_decays(tmp_path, tiny_checkpoint, questions):
+    class Rates(TrainerCallback):
+        def __init__(self):
+            self.rates = []
+
+        def on_step_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+            self.rates.append(lr_scheduler.get_last_lr()[0])
+
+    model_dir = tiny_checkpoint("qwen2_5_vl")
+    for warmup, steps in ((4, 4), (0.5, 5)):   # 9 steps: 3 epochs of 3 batches; a fraction of them, rounded up
+        rates = Rates()
+        train(_config(model_dir, questions[0], None, tmp_path / f"run-{warmup}", warmup=warmup), callbacks=[rates])
+        assert len(rates.rates) == 9
+        assert rates.rates[:steps + 1] == pytest.approx([5e-3 * i / steps for i in range(steps + 1)]), warmup
+        assert rates.rates[steps:] == sorted(rates.rates[steps:], reverse=True) and rates.rates[-1] < 5e-3
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Literal, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json
@@ -39,6 +39,8 @@ class TrainConfig(BaseModel):
     target_modules: str = "auto"
     full: bool = False
     lr: float = Field(1e-5, gt=0)
+    # linear warm-up of the learning rate: steps, or a fraction of all steps when below 1 (the Trainer's rule)
+    warmup: float = Field(0.0, ge=0)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(1, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -47,6 +49,13 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     resume: bool = False
     seed: int = 42
+
+    @field_validator("warmup")
+    @classmethod
+    def _whole_steps(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("expected a whole number of steps, or a fraction of all steps below 1")
+        return value
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:
@@ -226,6 +235,7 @@ def _training_arguments(cfg: TrainConfig, out: Path, dtype_name: str, evaluate: 
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+        warmup_steps=cfg.warmup if cfg.warmup < 1 else int(cfg.warmup),
         optim="adamw_torch", seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="epoch" if evaluate else "no", save_strategy="epoch", logging_strategy="epoch",
         load_best_model_at_end=evaluate, metric_for_best_model="eval_loss", greater_is_better=False,

@@ -28,6 +28,8 @@ from .options import dtype_option
               help="'auto' (q/k/v of the language model and vision encoder) or comma-separated module names.")
 @click.option("--full", is_flag=True, help="Train every weight instead of LoRA adapters.")
 @click.option("--lr", default=1e-5, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--warmup", default=0.0, show_default=True, type=float,
+              help="Linear learning-rate warm-up: a number of steps, or a fraction of all steps when below 1.")
 @click.option("--epochs", default=10, show_default=True, type=int)
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Per device.")
 @click.option("--grad-accum", default=1, show_default=True, type=int)
@@ -42,9 +44,9 @@ from .options import dtype_option
                    "and stop (processor only, no weights).")
 def train_cmd(model, train_file, val_file, out, dry_run, **options):
     """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
-    from vlm_train.train import TrainConfig, dry_run_training, train
+    from vlm_train.train import dry_run_training, train
 
-    cfg = TrainConfig(model=model, train=train_file, val=val_file, out=out, **options)
+    cfg = _train_config(model=model, train=train_file, val=val_file, out=out, **options)
     if dry_run:
         example = dry_run_training(cfg)
         click.echo(f"inputs ({example['id']}):\n{example['text']}\nlabels:\n{example['labels']}\n"
@@ -54,6 +56,21 @@ def train_cmd(model, train_file, val_file, out, dry_run, **options):
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
                                if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
+
+
+def _train_config(**values):
+    """TrainConfig from the options; an out-of-range option is one error line naming it."""
+    from pydantic import ValidationError
+
+    from blender_scenes.errors import InputError
+    from vlm_train.train import TrainConfig
+
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"--{str(first['loc'][0]).replace('_', '-')}: {message} (got {first['input']!r})") from None
 
 
 @click.command("export")
