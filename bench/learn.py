@@ -97,25 +97,18 @@ def idefics3_arch(size: int, layout: str = "area-patches") -> dict:
     embeddings at std 0.5."""
     if size % 9:
         raise SystemExit(f"--size {size}: expected a multiple of 9 (the 9x9 placement grid)")
-    if layout == "merged-cells":
-        return dict(
-            text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=1024, **INIT),
-            vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                        image_size=size, patch_size=size // 9, **INIT),
-            config=dict(scale_factor=3), vision_position_std=0.5,
-            image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
-                                 do_image_splitting=False),
-            processor_kwargs={"image_seq_len": 9})
+    merged = layout == "merged-cells"
+    # uncentred pixels: rescaled to [0, 1] and "normalised" by mean 0, std 1; the merged layout keeps the default
+    pixels = {} if merged else dict(image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0])
     return dict(
         text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=1024, **INIT),
         vision=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=size, patch_size=size // 3, **INIT),
-        config=dict(scale_factor=1),
-        vision_position_std=0.1,
+                    image_size=size, patch_size=size // (9 if merged else 3), **INIT),
+        config=dict(scale_factor=3 if merged else 1),
+        vision_position_std=0.5 if merged else 0.1,
         image_processor=dict(size={"longest_edge": size}, max_image_size={"longest_edge": size},
-                             do_image_splitting=False, image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0]),
+                             do_image_splitting=False, **pixels),
         processor_kwargs={"image_seq_len": 9})
 
 

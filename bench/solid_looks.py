@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,6 @@ sys.path.insert(0, str(ROOT))
 LOOKS = [("8", True), ("5", True), ("FXAA", True), ("OFF", True), ("8", False), ("FXAA", False)]
 
 
-def psnr(a, b) -> float:
-    import numpy as np
-
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return round(10 * math.log10(255.0 ** 2 / mse), 2) if mse else math.inf
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=20)
@@ -42,6 +34,7 @@ def main() -> None:
     import cv2
 
     from bench.provenance import provenance
+    from bench.render import psnr
     from blender_scenes.annotate import spec_of_record
     from blender_scenes.config import load_preset
     from blender_scenes.render.worker import build_renderer

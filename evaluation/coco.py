@@ -381,7 +381,7 @@ class _LineEncoder:
     suite compares the bytes with json.dumps."""
 
     def __init__(self) -> None:
-        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+        self._encode = _object_encoder()
         self._objects: dict[int, str] = {}
 
     def _value(self, value: Any) -> str:
