@@ -4,10 +4,13 @@ merge split files -> manifest. Imports no bpy itself: `render.worker` (bpy) is i
 that run in a worker, or that render one scene in this process on request."""
 from __future__ import annotations
 
+import atexit
+import ctypes
 import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +29,8 @@ from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
 from .errors import InputError
 from .files import atomic_write_json, read_json, scratch_base
 from .plan import SceneSpec, package_versions, plan, plan_versions
+
+_PR_SET_PDEATHSIG = 1   # linux/prctl.h
 
 
 @dataclass
@@ -166,8 +171,9 @@ def _run_waves(chunks, per_wave, workers, initargs, progress, total, stats) -> N
     ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: bpy must not be forked
     with _progress(progress, total) as bar:
         for start in range(0, len(chunks), per_wave):
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                                     initargs=initargs) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                                       initargs=(os.getpid(), *initargs))
+            try:
                 futures = [pool.submit(_render_chunk, [s.to_json() for s in c])
                            for c in chunks[start:start + per_wave]]
                 for fut in as_completed(futures):
@@ -176,6 +182,26 @@ def _run_waves(chunks, per_wave, workers, initargs, progress, total, stats) -> N
                     stats.engine_seconds += r["engine_seconds"]
                     stats.peak_rss_mb.append(r["peak_rss_mb"])
                     bar(r["scenes"])
+            except BaseException:
+                _stop_workers(pool)   # a signal or a failed scene: the job ends now, not after the queued chunks
+                raise
+            pool.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 5.0) -> None:
+    """SIGTERM every worker (each removes its scratch and exits; see `_exit_on_sigterm`), SIGKILL those still
+    there after `grace` seconds, and drop the queued chunks."""
+    processes = list((pool._processes or {}).values())   # the executor offers no public way to stop them
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _clean_path():
@@ -184,11 +210,28 @@ def _clean_path():
     sys.path[:] = [p for p in sys.path if f"{os.sep}scripts{os.sep}" not in p or "bpy" not in p]
 
 
-def _init(*args):
+def _init(parent: int, *args):
+    _exit_with_parent(parent)
     _clean_path()
     os.environ["LP_NUM_THREADS"] = str(args[2])   # Workbench draws with Mesa's llvmpipe: its threads
     from .render.worker import init
     init(*args)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker ends with its job: SIGTERM (from the parent, or from the kernel when the parent dies, even by
+    SIGKILL) runs the exit handlers (scratch removed) and exits; SIGINT is the parent's to handle."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:   # the parent died before the line above
+        _exit_on_sigterm(signal.SIGTERM, None)
+
+
+def _exit_on_sigterm(signum, frame):
+    atexit._run_exitfuncs()   # the Scratch folder; not sys.exit: bpy may be mid-render in this thread
+    os._exit(128 + signum)
 
 
 def _render_chunk(specs):
@@ -238,15 +281,15 @@ def merge_dataset(out: str | Path, assets: str | None = None) -> dict:
 def render_scene_file(scene: str | Path, out: str | Path, assets: str | None = None) -> Path:
     """Re-render one scene from its JSON record alone into the dataset folder `out` (same relative paths);
     returns the image path. The record holds the config and the planned scene: no design file needed."""
-    from .render.worker import build_renderer, render_scene, write_scene
-
     path = Path(scene)
     record = read_json(path, "a scene record, DATASET/scenes/SPLIT/ID.json")
     if not isinstance(record, dict) or "config" not in record or "option_index" not in record:
         raise InputError(f"{path}: field 'config': expected a scene record written by scenes2real >= 0.2 "
                          f"(it holds the config and option_index)")
     cfg = parse_design(record["config"], f"{path} (config)", assets)
-    spec = spec_of_record(record)
+    spec = spec_of_record(record, str(path))   # its id and split checked before bpy is imported
+    from .render.worker import build_renderer, render_scene, write_scene
+
     layout = DatasetLayout(out)
     renderer = build_renderer(cfg)
     write_scene(layout, *render_scene(renderer, cfg, spec, layout))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,43 @@ def temporary_name(path: Path) -> Path:
     """`.NAME.HOST-PID.tmp` beside `path`: names the writer, so writers on several machines sharing one
     folder (a job array) never collide, and a leftover is recognisable as such."""
     return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(folder: Path, prefix: str = ".") -> list[Path]:
+    """Remove what writers on this host that are gone left half-written in `folder` (files or folders named
+    `PREFIX...HOST-PID.tmp`, see `temporary_name`); the paths removed. Writers on other hosts are left alone:
+    their pids cannot be checked from here."""
+    host = socket.gethostname()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    marker = f".{host}-"
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp") and marker in name):
+            continue
+        pid = name[:-len(".tmp")].rsplit(marker, 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -29,6 +67,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             with open(tmp, "wb") as fh:
                 fh.write(data)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:   # a failed write() names no file: name the one being written
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

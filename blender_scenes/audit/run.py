@@ -22,6 +22,19 @@ from .source import Source, open_dataset
 PARALLEL_FROM = 300   # fewer scenes are scanned in-process: starting workers would cost more than it saves
 
 
+def _is_question_file(path: Path) -> bool:
+    return path.suffix == ".jsonl" or path.is_file()
+
+
+def report_folder(path: str | Path, out: str | Path | None = None) -> Path:
+    """Where the audit of `path` writes its report: `out`, else DATASET/audit/ or FILE-audit/ beside a question
+    file."""
+    path = Path(path)
+    if out:
+        return Path(out)
+    return path.parent / f"{path.stem}-audit" if _is_question_file(path) else path / "audit"
+
+
 def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float | None = None,
                workers: int | None = None, compare: str | Path | None = None, assets: str | None = None) -> dict:
     """Audit a dataset folder or a question file (*.jsonl) and write report.json/.md/.html into `out`
@@ -29,12 +42,11 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
     questions) whose target areas are shown beside the dataset's. Returns the report."""
     path = Path(path)
     t0 = time.perf_counter()
-    if path.suffix == ".jsonl" or path.is_file():
+    out = report_folder(path, out)
+    if _is_question_file(path):
         report, figs = audit_question_file(path)
-        out = Path(out) if out else path.parent / f"{path.stem}-audit"
     else:
         report, figs = audit_dataset(path, max_ratio, workers, compare, assets)
-        out = Path(out) if out else path / "audit"
     report["seconds"] = round(time.perf_counter() - t0, 3)
     write_report(report, figs, out)
     report["report_dir"] = str(out)

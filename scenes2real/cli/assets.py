@@ -11,6 +11,8 @@ from rich.table import Table
 
 from blender_scenes.assets.library import ASSETS_ENV, UP_AXES
 
+from .options import writes
+
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
 assets_option = click.option(
@@ -61,6 +63,7 @@ def asset_table(rows: list[dict]) -> Table:
 @click.option("--licence", default="unknown", show_default=True, help="Its licence, recorded in the manifest.")
 @click.option("--link", is_flag=True, help="Record the file where it is instead of copying it.")
 @assets_option
+@writes("assets_dir")
 def add_cmd(file, name, obj, display, up, textured, flat, licence, link, assets_dir):
     """Copy (or link) a mesh file into the user library and record it in the folder's manifest."""
     from blender_scenes.assets.manage import add_asset
@@ -96,6 +99,7 @@ def check_cmd(names, assets_dir):
 @click.option("--columns", default=7, show_default=True, type=click.IntRange(1, 64))
 @click.argument("names", nargs=-1)
 @assets_option
+@writes("out")
 def sheet_cmd(out, tile, columns, names, assets_dir):
     """Render a contact sheet of every asset (or the NAMES given) with its name."""
     from blender_scenes.render.sheet import write_sheet
@@ -109,6 +113,7 @@ def sheet_cmd(out, tile, columns, names, assets_dir):
               help="A pybullet wheel already downloaded (default: pip download pybullet).")
 @click.option("--dest", type=click.Path(file_okay=False),
               help="Library folder to write [default: the shipped library].")
+@writes("dest")
 def import_pybullet_cmd(wheel, dest):
     """(Re)build the shipped real objects from pybullet's pybullet_data (zlib), with their manifest entries."""
     from blender_scenes.assets.importer import import_pybullet

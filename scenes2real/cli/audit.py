@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from .options import command_line
+
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
 
@@ -25,9 +27,11 @@ import click
 def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
-    from blender_scenes.audit.run import audit_path, strict_lines
+    from blender_scenes.audit.run import audit_path, report_folder, strict_lines
+    from blender_scenes.lock import output_lock
 
-    report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir)
+    with output_lock(report_folder(dataset, out), command_line()):
+        report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir)
     failed = strict and report["headline"]["failures"] > 0
     lines = strict_lines(report) if strict else []
     if strict and report.get("partial_splits"):

@@ -8,7 +8,7 @@ import click
 
 from blender_scenes.labels import RELATION_TASKS, TASKS
 
-from .options import dtype_option
+from .options import dtype_option, writes
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 # COCO boxes answer the area tasks and the 2D relations; depth needs a depth pass (refused with its reason).
@@ -47,6 +47,7 @@ def questions_group() -> None:
                    "rendered datasets ('Where is the red star?'); uniqueness is then per description.")
 @click.option("--source", type=click.Choice(["coco", "synthetic"]), default="coco", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@writes("out")
 def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
                        balance_areas, balance_answers, limit, attributes, source, seed):
     """Position and relation questions from a COCO instances file (the study's rule: one instance per
@@ -68,6 +69,7 @@ def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_
               help="The question file the run answered.")
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@writes("run_dir")
 def score_cmd(run_dir, questions_path, bootstrap, seed):
     """Re-parse a run's answers with the current parser; write metrics.json and heatmaps."""
     from evaluation.score import score_run
@@ -85,6 +87,7 @@ def score_cmd(run_dir, questions_path, bootstrap, seed):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for comparison.md, comparison.json and heatmaps.png.")
+@writes("out_dir")
 def compare_cmd(run_dirs, out_dir):
     """Compare scored runs: metrics table, heatmaps side by side, exact McNemar tests per pair."""
     from evaluation.report import compare_runs
@@ -107,6 +110,7 @@ def compare_cmd(run_dirs, out_dir):
 @click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @dtype_option
+@writes("out")
 def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype):
     """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
     from evaluation.runner import RunSettings, run_evaluation
@@ -136,6 +140,7 @@ def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @dtype_option
+@writes("out")
 def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, limit, folds, seed, batch_size,
               device, dtype):
     """Where the answer becomes linearly decodable: a linear probe per layer of the language model, on the

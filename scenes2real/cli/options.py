@@ -1,6 +1,9 @@
 """Options shared by several commands, with choices read from the library's own constants."""
 from __future__ import annotations
 
+import functools
+import sys
+
 import click
 
 from blender_scenes.config import SPLITS, preset_names
@@ -23,3 +26,25 @@ split_choice = click.Choice(SPLITS)
 
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
                             help="auto: bf16 on a GPU that has it, else fp32.")
+
+
+def writes(param: str):
+    """Hold the output lock (`blender_scenes.lock`) on the path given as `param` while the command runs; the
+    ranks of one torchrun / accelerate job share it."""
+    def decorate(command):
+        @functools.wraps(command)
+        def locked(*args, **kwargs):
+            from blender_scenes.lock import distributed_job, output_lock
+
+            target = kwargs.get(param)
+            if target is None:
+                return command(*args, **kwargs)
+            with output_lock(target, command_line(), job=distributed_job()):
+                return command(*args, **kwargs)
+        return locked
+    return decorate
+
+
+def command_line() -> str:
+    """How this process was started, as a lock holder records it."""
+    return " ".join(["scenes2real", *sys.argv[1:]])[:500]

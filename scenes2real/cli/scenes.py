@@ -8,7 +8,7 @@ from rich.table import Table
 
 from blender_scenes.errors import InputError
 
-from .options import design_assets, design_source, split_choice
+from .options import command_line, design_assets, design_source, split_choice, writes
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
@@ -69,17 +69,23 @@ def plan_table(name: str, summary: dict, display: dict[str, str]) -> Table:
 @design_assets
 def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, resume, quiet, assets_dir):
     """Render a design: images, per-scene JSON, COCO instances, questions, manifest."""
-    from blender_scenes.batch import render_scene_file, run
+    from blender_scenes.batch import parse_shard, render_scene_file, run
     from blender_scenes.config import load_config_or_preset
+    from blender_scenes.lock import output_lock
 
     if scene_file:
         if config or preset:
             raise InputError("--scene: the scene record holds its design; give no CONFIG or --preset with it")
-        click.echo(f"rendered {scene_file} -> {render_scene_file(scene_file, out, assets_dir)}")
+        with output_lock(out, command_line()):
+            click.echo(f"rendered {scene_file} -> {render_scene_file(scene_file, out, assets_dir)}")
         return
     cfg = load_config_or_preset(config, preset, assets_dir)
-    stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
-                resume=resume, progress=not quiet)
+    # the shards of one job (same design, --split, --limit and shard count) share the folder; nothing else does
+    n = parse_shard(shard)[1]
+    job = f"render-shards:{cfg.digest()}:{sorted(splits)}:{limit}:{n}" if n > 1 else None
+    with output_lock(out, command_line(), job=job):
+        stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
+                    resume=resume, progress=not quiet)
     click.echo(f"rendered {stats.scenes} scenes ({stats.skipped} already done) in {stats.seconds:.1f} s "
                f"-> {out}")
     for split, st in stats.status.items():
@@ -91,6 +97,7 @@ def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, r
 @click.command("merge")
 @click.argument("dataset", type=click.Path(file_okay=False))
 @design_assets
+@writes("dataset")
 def merge_cmd(dataset, assets_dir):
     """Build the split files (COCO, questions) of a dataset from its per-scene JSON (after shards)."""
     from blender_scenes.batch import merge_dataset

@@ -9,7 +9,7 @@ import click
 from vlm_train.export import FORMATS
 from vlm_train.families import FAMILIES
 
-from .options import dtype_option
+from .options import dtype_option, writes
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
@@ -42,6 +42,7 @@ from .options import dtype_option
 @click.option("--dry-run", is_flag=True,
               help="Build the first batch, print its templated text and label tokens, write OUT/example.json, "
                    "and stop (processor only, no weights).")
+@writes("out")
 def train_cmd(model, train_file, val_file, out, dry_run, **options):
     """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
     from vlm_train.train import dry_run_training, train
@@ -77,6 +78,7 @@ def _train_config(**values):
 @click.argument("questions", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
+@writes("out")
 def export_cmd(questions, fmt, out):
     """Write question files in LLaMA-Factory (sharegpt json + dataset_info.json) or TRL (messages jsonl) form."""
     from vlm_train.export import export
@@ -89,6 +91,7 @@ def export_cmd(questions, fmt, out):
 @click.argument("family", type=click.Choice(sorted(FAMILIES)))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the checkpoint to.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+@writes("out")
 def tiny_model_cmd(family, out, seed):
     """Write a tiny random-weight checkpoint of a VLM family (for tests and benches, not for results).
 
@@ -104,6 +107,7 @@ def tiny_model_cmd(family, out, seed):
 @click.option("--model", required=True, help="The base model the adapter was trained on (folder or hub id).")
 @click.option("--adapter", required=True, type=click.Path(file_okay=False), help="A peft (LoRA) adapter folder.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged checkpoint.")
+@writes("out")
 def merge_adapter_cmd(model, adapter, out):
     """Merge a LoRA adapter into its base model: one checkpoint (weights, processor, chat template) to serve
     without peft, e.g. with vLLM or `evaluate --model OUT`."""
