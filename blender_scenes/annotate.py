@@ -13,7 +13,7 @@ from .errors import InputError
 from .files import atomic_write_json
 from .labels import area_of_cell, label_of_box
 from .measure import Measured, measured_relation
-from .plan import ObjectSpec, SceneSpec
+from .plan import ObjectSpec, SceneSpec, path_problem
 from .prompts import template_fields
 from .questions import describe, options_with_answer, question_text, relation_question_text, write_jsonl
 
@@ -66,16 +66,23 @@ def scene_record(cfg: DesignFile, planned: SceneSpec, placed: SceneSpec, poses: 
     return record
 
 
-def spec_of_record(record: dict) -> SceneSpec:
-    """The planned scene a record was rendered from (`render --scene` re-renders it from this alone)."""
-    grid = record["config"]["grid"]
-    objects = tuple(ObjectSpec(role=o["role"], shape=o["shape"], color=o["color"], size=o["size"],
-                               material=o["material"], cell=tuple(o["planned_cell"]),
-                               area=area_of_cell(*o["planned_cell"], grid["rows"], grid["cols"]))
-                    for o in record["objects"])
-    return SceneSpec(index=record["index"], id=record["id"], split=record["split"], subset=record["subset"],
-                     variation=record["variation"], objects=objects, option_index=dict(record["option_index"]),
-                     relation=record.get("relation"))
+def spec_of_record(record: dict, source: str = "a scene record") -> SceneSpec:
+    """The planned scene a record was rendered from (`render --scene` re-renders it from this alone); `source`
+    names the record in errors."""
+    problem = path_problem(record.get("id"), record.get("split"))
+    if problem:   # they name the files a re-render writes
+        raise InputError(f"{source}: field '{problem[0]}': {problem[1]}")
+    try:
+        grid = record["config"]["grid"]
+        objects = tuple(ObjectSpec(role=o["role"], shape=o["shape"], color=o["color"], size=o["size"],
+                                   material=o["material"], cell=tuple(o["planned_cell"]),
+                                   area=area_of_cell(*o["planned_cell"], grid["rows"], grid["cols"]))
+                        for o in record["objects"])
+        return SceneSpec(index=record["index"], id=record["id"], split=record["split"], subset=record["subset"],
+                         variation=record["variation"], objects=objects, option_index=dict(record["option_index"]),
+                         relation=record.get("relation"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{source}: not a scene record ({type(err).__name__}: {err})") from None
 
 
 def object_fields(o: dict) -> dict:

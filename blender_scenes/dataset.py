@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SPLITS, DesignFile
 from .errors import InputError
 from .files import atomic_write_text, read_json
-from .plan import SceneSpec
+from .plan import SceneSpec, path_problem
 
 PLAN = "plan.json"
 
@@ -21,9 +21,29 @@ PLAN = "plan.json"
 class DatasetLayout:
     """Paths of one dataset folder: images/, scenes/, annotations/, questions/ and manifest.json."""
     root: Path
+    # (kind, split) -> its folder, checked once to resolve inside the root: resolve() costs as much as reading a
+    # scene record, so it is not paid per scene
+    _folders: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
+
+    def _folder(self, kind: str, split: str, scene_id: str) -> Path:
+        """`root/kind/split`, for a scene whose id and split (from file content) can only name a file inside it:
+        each is checked, and the folder must resolve (symlinks followed) inside the root."""
+        problem = path_problem(scene_id, split)
+        if problem:
+            raise InputError(f"{self.root}: scene {split!r}/{scene_id!r}: field '{problem[0]}': {problem[1]} "
+                             f"(its files must stay inside the dataset)")
+        folder = self._folders.get((kind, split))
+        if folder is None:
+            folder = self.root / kind / split
+            real, root = folder.resolve(), self.root.resolve()
+            if not real.is_relative_to(root):
+                raise InputError(f"{folder}: resolves to {real}, outside the dataset {root}; expected a folder "
+                                 f"inside it (not a symlink out of it)")
+            self._folders[(kind, split)] = folder
+        return folder
 
     @property
     def manifest(self) -> Path:
@@ -34,20 +54,22 @@ class DatasetLayout:
         return self.root / PLAN
 
     def image(self, split: str, scene_id: str) -> Path:
-        return self.root / "images" / split / f"{scene_id}.png"
+        return self._folder("images", split, scene_id) / f"{scene_id}.png"
 
     def image_rel(self, split: str, scene_id: str) -> str:
+        self._folder("images", split, scene_id)
         return f"images/{split}/{scene_id}.png"
 
     def depth(self, split: str, scene_id: str) -> Path:
         """A depth design's stored depth pass (16-bit PNG, measure.DEPTH_UNIT metres a step, 0 off objects)."""
-        return self.root / self.depth_rel(split, scene_id)
+        return self._folder("depth", split, scene_id) / f"{scene_id}.png"
 
     def depth_rel(self, split: str, scene_id: str) -> str:
+        self._folder("depth", split, scene_id)
         return f"depth/{split}/{scene_id}.png"
 
     def scene(self, split: str, scene_id: str) -> Path:
-        return self.root / "scenes" / split / f"{scene_id}.json"
+        return self._folder("scenes", split, scene_id) / f"{scene_id}.json"
 
     def annotations(self, split: str) -> Path:
         return self.root / "annotations" / f"{split}.json"
@@ -103,7 +125,9 @@ def read_plan(layout: DatasetLayout) -> tuple[dict, list[SceneSpec]]:
     """The stored plan: (its header, the scenes). Resume, shards, merge and audit read this, never re-plan."""
     data = read_json(layout.plan, "the plan stored when rendering started")
     try:
-        scenes = [SceneSpec.from_json(d) for d in data.pop("scenes")]
+        scenes = [SceneSpec.from_json(d, f"scenes[{i}].") for i, d in enumerate(data.pop("scenes"))]
+    except InputError as err:   # an id or split that cannot name a file inside the dataset
+        raise InputError(f"{layout.plan}: {err}") from None
     except (AttributeError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{layout.plan}: not a stored plan ({type(err).__name__}: {err})") from None
     return data, scenes

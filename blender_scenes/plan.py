@@ -80,12 +80,26 @@ class SceneSpec:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "SceneSpec":
+    def from_json(cls, d: dict, where: str = "") -> "SceneSpec":
+        """A scene of a stored plan or sent to a worker; `where` prefixes field names in errors ('scenes[3].')."""
+        problem = path_problem(d["id"], d["split"])
+        if problem:
+            raise InputError(f"field '{where}{problem[0]}': {problem[1]}")
         objs = tuple(ObjectSpec(**{**o, "cell": tuple(o["cell"])}) for o in d["objects"])
         relation = d.get("relation")
         return cls(index=d["index"], id=d["id"], split=d["split"], subset=d["subset"],
                    variation=d["variation"], objects=objs, option_index=dict(d["option_index"]),
                    relation=dict(relation) if relation else None)
+
+
+def path_problem(scene_id: object, split: object) -> tuple[str, str] | None:
+    """(field, what was expected) when a scene's id or split cannot name its files (digits; one of SPLITS), else
+    None. Both come from file content (plans, records), so this keeps every scene path inside its dataset."""
+    if not (isinstance(scene_id, str) and scene_id.isascii() and scene_id.isdigit()):   # scene_id(): digits
+        return "id", f"expected a scene id of digits like '000042', got {scene_id!r}"
+    if not (isinstance(split, str) and split in SPLITS):
+        return "split", f"expected one of {', '.join(SPLITS)}, got {split!r}"
+    return None
 
 
 _OBJECT_FIELDS = tuple(f.name for f in fields(ObjectSpec))   # immutable values: shared, not copied

@@ -42,7 +42,7 @@ def asset_folder(option: str | Path | None, own: str | None = None) -> str | Non
     resolved against its file), then `$SCENES2REAL_ASSETS`; None when nothing names one."""
     folder = option or own or os.environ.get(ASSETS_ENV) or None
     return str(Path(folder).resolve()) if folder else None
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")   # fullmatch: an asset name is also its folder in a library
 
 
 class AssetEntry(BaseModel):
@@ -110,7 +110,7 @@ class Manifest(BaseModel):
     @classmethod
     def _names(cls, v):
         for name in v:
-            if not NAME.match(name):
+            if not NAME.fullmatch(name):
                 raise ValueError(f"asset name {name!r}: expected letters, digits, '_' or '-'")
         return v
 

@@ -14,7 +14,7 @@ import bpy
 import cv2
 import numpy as np
 
-from ..files import scratch_base
+from ..files import pid_alive, scratch_base
 
 WORKBENCH_AA = (5, 8, 11, 16, 32)   # the sample counts Workbench offers
 
@@ -134,21 +134,11 @@ def quiet(log_path: Path):
             os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # another user's live process
-        return True
-    return True
-
-
 def remove_stale_scratch(base: Path) -> None:
     """Scratch folders of dead processes (a killed worker cannot clean up after itself)."""
     for d in base.glob("scenes2real-*"):
         pid = d.name.removeprefix("scenes2real-").split("-")[0]   # scenes2real-PID or scenes2real-PID-sprites
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
 
