@@ -46,12 +46,34 @@ def _is_number(value) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
+#: the largest image side read (pixels): far above any camera; with the least side of 1 px and the box bound
+#: below, no label arithmetic (x + w / 2, 3 * cx / W) can overflow a float
+MAX_IMAGE_SIDE = 1_000_000
+#: the largest magnitude of a box number: far beyond any image, so a box a tool wrote partly or wholly outside
+#: its image is read (the question builder drops those with no overlap), while a value only a broken file
+#: holds (1e308) is refused
+MAX_BOX_VALUE = 1e18
+
+
+def _is_side(value) -> bool:
+    """An image width or height: a number of pixels in 1..MAX_IMAGE_SIDE (bools are not numbers)."""
+    return _is_number(value) and 1 <= value <= MAX_IMAGE_SIDE
+
+
+def _is_box(bbox) -> bool:
+    return (type(bbox) is list and len(bbox) == 4 and all(map(_is_number, bbox))
+            and bbox[2] >= 0 and bbox[3] >= 0 and all(-MAX_BOX_VALUE <= v <= MAX_BOX_VALUE for v in bbox))
+
+
 def _is_id(value) -> bool:
     return type(value) is int
 
 
 def _fail(path: Path, where: str, expected: str, value) -> InputError:
-    shown = repr(value)
+    try:
+        shown = repr(value)
+    except ValueError:   # an int too long for Python to write out
+        shown = "a huge integer"
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return InputError(f"{path}: field '{where}': expected {expected}, got {shown}")
 
@@ -84,7 +106,7 @@ def _passes_at_a_glance(data) -> bool:
         if not all(type(cat.get("name")) is str and cat["name"].strip() for cat in categories):
             return False
         sizes = [img.get("width") for img in images] + [img.get("height") for img in images]
-        if not _all_numbers(sizes) or min(sizes, default=1) <= 0:
+        if not _all_numbers(sizes) or min(sizes, default=1) < 1 or max(sizes, default=1) > MAX_IMAGE_SIDE:
             return False
         if not {type(img.get("file_name")) for img in images} <= {str}:
             return False
@@ -92,7 +114,8 @@ def _passes_at_a_glance(data) -> bool:
         if not set(map(type, boxes)) <= {list} or not set(map(len, boxes)) <= {4}:
             return False
         numbers = list(itertools.chain.from_iterable(boxes))   # x, y, w, h, x, y, ...
-        if not _all_numbers(numbers) or min(numbers[2::4], default=0) < 0 or min(numbers[3::4], default=0) < 0:
+        if (not _all_numbers(numbers) or min(numbers[2::4], default=0) < 0 or min(numbers[3::4], default=0) < 0
+                or min(numbers, default=0) < -MAX_BOX_VALUE or max(numbers, default=0) > MAX_BOX_VALUE):
             return False
         return (set(map(itemgetter("image_id"), annotations)) <= set(ids["images"])
                 and set(map(itemgetter("category_id"), annotations)) <= set(ids["categories"])
@@ -119,20 +142,24 @@ def validate_instances(data, path: Path) -> None:
     for i, img in _with_unique_ids(data, "images", path):
         for key in ("width", "height"):
             value = img.get(key)
-            if not _is_number(value) or value <= 0:
-                raise _fail(path, f"images[{i}].{key}", "a positive number", value)
+            if not _is_side(value):
+                raise _fail(path, f"images[{i}].{key}", f"a number of pixels in 1..{MAX_IMAGE_SIDE}", value)
         if not isinstance(img.get("file_name"), str):
             raise _fail(path, f"images[{i}].file_name", "a file name", img.get("file_name"))
     category_ids = {c["id"] for c in data["categories"]}
     image_ids = {img["id"] for img in data["images"]}
+
+    def known(value, ids: set) -> bool:   # a list or an object is no id (and is unhashable)
+        return isinstance(value, int | float | str) and value in ids
+
     for i, ann in _with_unique_ids(data, "annotations", path):
         bbox = ann.get("bbox")
-        if (type(bbox) is not list or len(bbox) != 4 or not all(map(_is_number, bbox))
-                or bbox[2] < 0 or bbox[3] < 0):
-            raise _fail(path, f"annotations[{i}].bbox", "4 numbers [x, y, w, h] with w, h >= 0", bbox)
-        if ann.get("image_id") not in image_ids:
+        if not _is_box(bbox):
+            raise _fail(path, f"annotations[{i}].bbox", "4 finite numbers [x, y, w, h] with w, h >= 0, "
+                        "each in -1e18..1e18", bbox)
+        if not known(ann.get("image_id"), image_ids):
             raise _fail(path, f"annotations[{i}].image_id", "the id of an image in 'images'", ann.get("image_id"))
-        if ann.get("category_id") not in category_ids:
+        if not known(ann.get("category_id"), category_ids):
             raise _fail(path, f"annotations[{i}].category_id", "the id of a category in 'categories'",
                         ann.get("category_id"))
         if ann.get("iscrowd", 0) not in (0, 1):
@@ -168,6 +195,9 @@ def _load_text(path: Path, keep_masks: bool):
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON (line {err.lineno} column {err.colno}: {err.msg}); "
                              "expected a COCO instances file") from None
+    except (ValueError, RecursionError) as err:   # an integer of over 4300 digits; arrays nested too deeply
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err).split(":")[0]
+        raise InputError(f"{path}: not valid JSON ({reason}); expected a COCO instances file") from None
 
 
 def load_instances(path: str | Path, keep_masks: bool = False) -> COCO:

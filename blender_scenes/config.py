@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -25,14 +26,30 @@ from pydantic import (
 from .assets import asset_folder, check_design
 from .errors import InputError
 from .labels import DEPTH_MARGIN, RELATION_TASKS
-from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE
+from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE, template_problem
+from .relations import relation_levels
 
 FACTORS = ("shape", "color", "size", "material")
 SPLITS = ("train", "val", "test")
 
+# Bounds that keep `plan` (pure Python, all in memory) quick and small for any design that passes: the number
+# of scenes planned, of attribute combinations (balanced designs enumerate them), the grid (distractors scan
+# its cells; relation designs pair them up, a search that grows with the cube of the cells), and the least
+# cell and flat object in pixels (a flat plus of 2.5 px rendered no pixel to measure; every shape of 3 px did,
+# at every sub-pixel phase tried).
+MAX_SCENES = 1_000_000      # about 40 s and 1 GB of plan
+MAX_OBJECTS = 4_000_000     # targets, anchors and distractors of all scenes
+MAX_COMBINATIONS = 100_000
+MAX_GRID = 99
+MAX_RELATION_CELLS = 324   # e.g. 18 x 18
+MIN_CELL_PX = 4
+MIN_FLAT_OBJECT_PX = 3
+MAX_SEED = 2**63 - 1   # what a TOML integer holds
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan (TOML and YAML write both) are refused in every float field
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ImageConfig(Strict):
@@ -48,7 +65,7 @@ class RenderConfig(Strict):
     device: Literal["cpu", "gpu"] = "cpu"
     composite: bool = True   # flat style: render each object appearance once and composite (exact, see README)
     min_visible: float = Field(0.6, ge=0.0, le=1.0)   # least visible share of an object (3d occlusion)
-    margin_px: int = Field(1, ge=0)   # objects must keep this distance from the image border
+    margin_px: int = Field(1, ge=0, le=1024)   # objects must keep this distance from the image border
     workers_restart_every: int = Field(300, ge=1)
 
 
@@ -61,8 +78,8 @@ class CameraConfig(Strict):
 
 
 class GridConfig(Strict):
-    rows: int = Field(9, ge=3)
-    cols: int = Field(9, ge=3)
+    rows: int = Field(9, ge=3, le=MAX_GRID)
+    cols: int = Field(9, ge=3, le=MAX_GRID)
 
     @model_validator(mode="after")
     def _thirds(self):
@@ -122,8 +139,8 @@ class SubsetConfig(Strict):
 
 class DesignConfig(Strict):
     kind: Literal["exhaustive", "balanced"] = "exhaustive"
-    repeat: int = Field(1, ge=1)      # exhaustive: every combination this many times
-    scenes: int | None = Field(None, ge=1)   # balanced: how many scenes in all
+    repeat: int = Field(1, ge=1, le=1000)      # exhaustive: every combination this many times
+    scenes: int | None = Field(None, ge=1, le=MAX_SCENES)   # balanced: how many scenes in all
     subsets: list[SubsetConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -140,7 +157,7 @@ class DesignConfig(Strict):
 
 class DistractorConfig(Strict):
     count: int = Field(0, ge=0, le=20)
-    variations: int = Field(1, ge=1)   # each target combination rendered this many times with other distractors
+    variations: int = Field(1, ge=1, le=100)   # each target combination rendered this many times with other distractors
 
 
 class SplitsConfig(Strict):
@@ -193,18 +210,14 @@ class QuestionsConfig(Strict):
         order = ["size", "color", "material", "shape"]
         return sorted(set(v), key=order.index)
 
-    @field_validator("template")
+    @field_validator("template", "open_template")
     @classmethod
-    def _fields(cls, v):
-        if "{question}" not in v or "{options}" not in v:
-            raise ValueError("template must contain {question} and {options}")
-        return v
-
-    @field_validator("open_template")
-    @classmethod
-    def _open_fields(cls, v):
-        if "{question}" not in v:
-            raise ValueError("open_template must contain {question}")
+    def _placeholders(cls, v, info):
+        # checked here, when the design is read: a template the prompt builder cannot fill would otherwise
+        # pass render and audit and fail in export, train or evaluate
+        problem = template_problem(v, with_options=info.field_name == "template")
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -212,7 +225,7 @@ class DesignFile(Strict):
     """A whole design config file."""
     name: str
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=-MAX_SEED, le=MAX_SEED)
     image: ImageConfig = ImageConfig()
     render: RenderConfig = RenderConfig()
     camera: CameraConfig = CameraConfig()
@@ -247,7 +260,65 @@ class DesignFile(Strict):
             raise ValueError("questions.depth_margin: set only for designs that ask 'depth'")
         if "material" in self.questions.describe and not self.factors.materials:
             raise ValueError("questions.describe: 'material' named but factors.materials is empty")
+        self._check_sizes()
         return self
+
+    def _check_sizes(self) -> None:
+        """The bounds of MAX_SCENES and the others above: what the planner and the renderer can do with."""
+        grid, image = self.grid, self.image
+        cell_w, cell_h = image.width / grid.cols, image.height / grid.rows
+        if min(cell_w, cell_h) < MIN_CELL_PX:
+            field = "grid.cols" if cell_w < cell_h else "grid.rows"
+            raise ValueError(f"{field}: a {grid.rows}x{grid.cols} grid on a {image.width}x{image.height} image "
+                             f"makes cells of {cell_w:.3g}x{cell_h:.3g} px; expected cells of at least "
+                             f"{MIN_CELL_PX} px (fewer rows and cols, or a larger image)")
+        if self.render.style == "flat":
+            for name, size in self.factors.sizes.items():
+                if size > 1:
+                    raise ValueError(f"factors.sizes: size {name!r} = {size}: a flat size is a share of a cell; "
+                                     "expected at most 1")
+                if size * min(cell_w, cell_h) < MIN_FLAT_OBJECT_PX:
+                    raise ValueError(f"factors.sizes: size {name!r} = {size} of a {min(cell_w, cell_h):.3g} px "
+                                     f"cell is {size * min(cell_w, cell_h):.3g} px; expected objects of at least "
+                                     f"{MIN_FLAT_OBJECT_PX} px")
+        cells = grid.rows * grid.cols
+        if self.relations and cells > MAX_RELATION_CELLS:
+            raise ValueError(f"grid: a relation design pairs every two cells; a {grid.rows}x{grid.cols} grid has "
+                             f"{cells} cells, expected at most {MAX_RELATION_CELLS} (e.g. 18 x 18)")
+        # each distractor takes a free cell: outside the target's area, or apart from the pair of a relation
+        free = cells - 2 if self.relations else cells - cells // 9
+        if self.distractors.count > free:
+            raise ValueError(f"distractors.count: {self.distractors.count} distractors need as many free cells; "
+                             f"a {grid.rows}x{grid.cols} grid has {free}, expected count <= {free}")
+        f = self.factors
+        combinations = len(f.shapes) * len(f.colors) * len(f.sizes) * max(1, len(f.materials))
+        if combinations > MAX_COMBINATIONS:
+            raise ValueError(f"factors: {combinations} combinations of shape, colour, size and material; expected "
+                             f"at most {MAX_COMBINATIONS}")
+        per_subset = []   # each subset's product of levels, as the planner forms it (a level named twice, twice)
+        for i, sub in enumerate(self.design.subsets or [SubsetConfig(name="all")]):
+            n = 1
+            for own, declared in ((sub.shapes, f.shapes), (sub.colors, f.colors), (sub.sizes, f.sizes),
+                                  (sub.materials, f.materials)):
+                n *= max(1, len(own or declared))
+            if n > MAX_COMBINATIONS:
+                raise ValueError(f"design.subsets[{i}]: {n} combinations of levels; expected at most "
+                                 f"{MAX_COMBINATIONS}")
+            per_subset.append(n)
+        if self.design.kind == "balanced":
+            scenes = self.design.scenes * self.distractors.variations
+            product = "scenes x distractors.variations"
+        else:
+            per_combination = len(relation_levels(self.questions.tasks)) if self.relations else cells
+            scenes = sum(per_subset) * per_combination * self.design.repeat * self.distractors.variations
+            product = (f"combinations x {'relation answers' if self.relations else 'grid cells'} x repeat x "
+                       "distractors.variations")
+        if scenes > MAX_SCENES:
+            raise ValueError(f"design: {scenes} scenes planned ({product}); expected at most {MAX_SCENES}")
+        objects = scenes * (1 + self.relations + self.distractors.count)
+        if objects > MAX_OBJECTS:
+            raise ValueError(f"distractors.count: {scenes} scenes of {objects // scenes} objects are {objects} "
+                             f"objects planned; expected at most {MAX_OBJECTS}")
 
     @property
     def relations(self) -> bool:
@@ -275,31 +346,59 @@ class DesignFile(Strict):
         return self._digest
 
 
+_UNION_BRANCH = re.compile(r"[a-z-]+\[.*\]")   # pydantic's name of a union member in an error's loc
+_LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")   # what str.splitlines splits on
+
+
+def _one_line(text: str) -> str:
+    """A message with the line breaks of names from the file (a colour called "re<newline>d") written as
+    escapes."""
+    return _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _shown(value) -> str:
+    try:
+        text = repr(value)
+    except ValueError:   # an int too long for Python to write out
+        return "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _format_error(path: str, err: ValidationError) -> str:
-    e = err.errors()[0]
-    field = ".".join(str(p) for p in e["loc"])
+    errors = err.errors()
+    e = errors[0]
+    branch = next((i for i, p in enumerate(e["loc"]) if isinstance(p, str) and _UNION_BRANCH.fullmatch(p)), None)
+    if branch is not None:   # a value of a union (a split name or fractions): the member that read furthest
+        e = max((x for x in errors if x["loc"][:branch] == e["loc"][:branch]), key=lambda x: len(x["loc"]))
+    field = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and _UNION_BRANCH.fullmatch(p)))
     msg = e["msg"].removeprefix("Value error, ")
     if not field and ": " in msg:   # whole-file checks name their field first: "design.subsets[0].colors: ..."
         field, msg = msg.split(": ", 1)
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     elif e["type"] == "literal_error":
-        msg = f"got {e.get('input')!r}; {msg.lower()}"
-    return f"{path}: field '{field}': {msg}"
+        msg = f"got {_shown(e.get('input'))}; {msg.lower()}"
+    return _one_line(f"{path}: field '{field}': {msg}")
 
 
 def parse_design(data: dict, source: str, assets: str | Path | None = None, base: Path | None = None) -> DesignFile:
     """Validate a design. Its asset folder is `assets` (--assets) if given, else its own `assets` key (relative
     to `base`, the design file's folder), else $SCENES2REAL_ASSETS; stored absolute."""
     own = data.get("assets")
-    if isinstance(own, str) and base is not None:
+    if own is not None and (not isinstance(own, str) or "\0" in own):
+        raise InputError(_one_line(f"{source}: field 'assets': expected the path of an asset folder, "
+                                   f"got {_shown(own)}"))
+    if own is not None and base is not None:
         own = str(base / own)
     data = {**data, "assets": asset_folder(assets, own)}
     try:
         cfg = DesignFile.model_validate(data)
     except ValidationError as err:
         raise InputError(_format_error(source, err)) from None
-    check_design(cfg, source)   # shapes are asset names: known, of the style's kind, textured ones uncrossed
+    try:
+        check_design(cfg, source)   # shapes are asset names: known, of the style's kind, textured ones uncrossed
+    except InputError as err:
+        raise InputError(_one_line(str(err))) from None
     return cfg
 
 
@@ -308,16 +407,22 @@ def load_design(path: str | Path, assets: str | Path | None = None) -> DesignFil
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found (expected a design config, .toml or .yaml)")
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise InputError(f"{path}: unknown config format {path.suffix!r} (expected .toml, .yaml or .yml)")
+    kind = path.suffix[1:].upper()
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise InputError(f"{path}: unknown config format {path.suffix!r} (expected .toml, .yaml or .yml)")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text ({err.reason}); expected a {kind} design config") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"{path}: not valid {path.suffix[1:].upper()}: {str(err).splitlines()[0]}") from None
+        first = (str(err).splitlines() or ["?"])[0]
+        raise InputError(_one_line(f"{path}: not valid {kind}: {first}")) from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid {kind}: nested too deeply") from None
+    except ValueError as err:   # YAML: an integer of more than 4300 digits
+        raise InputError(f"{path}: not valid {kind}: {str(err).split(':')[0]}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a table of settings at the top level")
     return parse_design(data, str(path), assets, base=path.resolve().parent)

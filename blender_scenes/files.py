@@ -100,3 +100,15 @@ def read_json(path: str | Path, expected: str) -> Any:
         raise InputError(f"{path}: file not found (expected {expected})") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err}); expected {expected}") from None
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put a whole folder in `target`'s place: the old one is renamed aside before the new one is renamed in, so
+    `target` is either the old folder or the new one, and removed only then."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = temporary_name(target.with_name(f"{target.name}.old"))
+    target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old)

@@ -37,9 +37,11 @@ def lock_folder(target: str | Path) -> Path:
 
 
 def _process_started(pid: int) -> float | None:
+    """When the process `pid` started; None when there is none, or only its zombie (dead, not yet reaped)."""
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
 
 
@@ -48,8 +50,8 @@ def _alive(holder: dict) -> bool:
     (a reused pid is another process)."""
     try:
         started = _process_started(int(holder.get("pid", -1)))
-    except (TypeError, ValueError):
-        return True   # not ours to judge: refused, named in the message
+    except (TypeError, ValueError, psutil.AccessDenied):
+        return True   # not ours to judge (a malformed pid, another user's process): refused, named in the message
     if started is None:
         return False
     return holder.get("unreadable") or abs(started - float(holder.get("pid_started") or 0)) < 1.0

@@ -3,18 +3,44 @@ record, and the chat messages around the prompt (user turn with the image first,
 the processor's chat template for generation). Training, evaluation, export and the benches all call these,
 so what a model is trained on is what it is asked.
 
-Pure: no bpy, no torch, no transformers (a processor is only passed in), and nothing of ours but the record
-type for annotations, so any module can import it.
+Pure: no bpy, no torch, no transformers (a processor is only passed in), and nothing of ours, so any module
+can import it (the question records do, to check a record's template when it is read).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .questions import QuestionRecord
+import string
+from typing import Any, Protocol
 
 DEFAULT_TEMPLATE = "Answer using as few words as possible. {question} Choose from [{options}]."
 DEFAULT_OPEN_TEMPLATE = "Answer using as few words as possible. {question}"
+
+#: the placeholders `build_prompt` fills: a template for questions with options must use both, an open
+#: template (no options) only and always {question}; each is written plain, as `{question}`
+TEMPLATE_FIELDS = ("question", "options")
+OPEN_TEMPLATE_FIELDS = ("question",)
+
+
+def template_problem(template: str, with_options: bool) -> str | None:
+    """What is wrong with a prompt template (one line, without the file and field: the caller names them), or
+    None when `build_prompt` can fill it. Checked where designs and question files are read, so a bad template
+    never reaches training or a loaded model."""
+    fields = TEMPLATE_FIELDS if with_options else OPEN_TEMPLATE_FIELDS
+    allowed = " and ".join(f"{{{f}}}" for f in fields)
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as err:   # "Single '{' encountered in format string"
+        return f"malformed braces ({err}); expected placeholders {allowed}, a literal brace written {{{{ or }}}}"
+    used = set()
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in fields or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"unknown placeholder {shown[:60]!r}; expected only {allowed} (a literal brace written {{{{ or }}}})"
+        used.add(name)
+    if used != set(fields):
+        return f"must contain {allowed}"
+    return None
 
 
 def template_fields(options: list[str], template: str, open_template: str) -> dict[str, str]:
@@ -32,7 +58,14 @@ def build_prompt(question: str, options: list[str], template: str = DEFAULT_TEMP
     return open_template.format(question=question)
 
 
-def record_prompt(record: QuestionRecord) -> str:
+class _Record(Protocol):
+    """What a prompt is built from: a question record (`questions.QuestionRecord`) has these fields."""
+    question: str
+    options: list[str]
+    template: str | None
+
+
+def record_prompt(record: _Record) -> str:
     """The prompt of a record: its own template if it stores one (a design's `questions.template`), else
     the default. Training, evaluation and export all call this."""
     if record.template is None:

@@ -1,6 +1,7 @@
 """Question records (DESIGN.md), balanced option orders, and JSONL I/O.
 
-The prompt a record becomes is built in `prompts.py` (which this module never imports); no bpy or torch.
+The prompt a record becomes is built in `prompts.py`; a record's own template is checked against it when the
+file is read. No bpy or torch.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import InputError
 from .files import temporary_name
 from .labels import LABELS
+from .prompts import template_problem
 
 Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth"]
 
@@ -129,16 +131,26 @@ def read_questions(path: str | Path) -> list[QuestionRecord]:
     if not path.is_file():
         raise InputError(f"{path}: file not found (expected a question file, *.jsonl)")
     records: list[QuestionRecord] = []
-    with path.open(encoding="utf-8") as fh:
+    problems = functools.cache(template_problem)   # a file holds one or two templates, on many lines
+    # bytes that are not UTF-8 become lone surrogates, which the validator refuses on their line
+    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                records.append(QuestionRecord.model_validate_json(line))
+                record = QuestionRecord.model_validate_json(line)
             except ValidationError as err:
                 e = err.errors()[0]
+                if e["type"] == "string_unicode":
+                    raise InputError(f"{path}:{lineno}: not UTF-8 text (expected a question record, one JSON "
+                                     "object per line)") from None
                 field = ".".join(str(p) for p in e["loc"]) or "line"
                 raise InputError(f"{path}:{lineno}: field '{field}': {e['msg']}") from None
+            if record.template is not None:   # checked before any model loads (train, evaluate, export, probe)
+                problem = problems(record.template, bool(record.options))
+                if problem:
+                    raise InputError(f"{path}:{lineno}: field 'template': {problem}")
+            records.append(record)
     return records
 
 

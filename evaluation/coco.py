@@ -2,7 +2,8 @@
 writes.
 
 The study's rule by default: per image keep only categories with exactly one instance (crowd regions
-count as instances); the label is the area of that box's centre by the one rule
+count as instances; a box with no overlap with its image, which files from other tools hold, is no instance:
+it is dropped first and counted as `outside`); the label is the area of that box's centre by the one rule
 (`blender_scenes.labels`); the question names the category. Optional filters (crowd, small boxes,
 centres near a third line), area balancing and a seeded limit are applied to the *targets*, so every area
 task asks about the same objects. Relation tasks (`left_right`, `above_below`) ask about pairs of such
@@ -172,6 +173,16 @@ def _describe_key(ann: dict, attributes: list[str], path: Path) -> tuple:
     return (ann["category_id"], *values)
 
 
+def outside_image(bbox: Sequence[float], width: float, height: float) -> bool:
+    """Whether a box has no overlap with its image: on each axis its interval and the image's share no length
+    (a box of zero width or height: its line or point lies outside the closed image). Such boxes, which files
+    from other tools hold, are dropped and counted, never labelled by the clamped centre rule."""
+    def misses(start: float, length: float, size: float) -> bool:
+        return start >= size or start + length <= 0 if length > 0 else start > size or start < 0
+    x, y, w, h = bbox
+    return misses(x, w, width) or misses(y, h, height)
+
+
 def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selection:
     """One walk over the images: the objects of unique categories (descriptions), filtered by the rules.
 
@@ -189,6 +200,11 @@ def select_objects(coco, settings: CocoQuestionSettings, path: Path) -> Selectio
         width, height = img["width"], img["height"]
         groups: dict[tuple, list[dict]] = defaultdict(list)
         for ann in coco.imgToAnns.get(img_id, ()):
+            x, y, w, h = ann["bbox"]
+            if not (x < width and x + w > 0 and y < height and y + h > 0) and outside_image(ann["bbox"], width,
+                                                                                            height):
+                dropped["outside"] += 1   # no pixel of the image: not an object of it (nor a repeat of one)
+                continue
             key = _describe_key(ann, attributes_named, path) if attributes_named else (ann["category_id"],)
             groups[key].append(ann)
         in_image: list[Target] = []
@@ -572,7 +588,7 @@ def select(instances: str | Path, settings: CocoQuestionSettings) -> Questions:
         "images_with_targets": len({t.img["id"] for t in targets}),
         "annotations": len(coco.anns),
         "dropped": {reason: dropped.get(reason, 0)
-                    for reason in ("crowd", "repeated", "small", "ambiguous", "balance", "limit")},
+                    for reason in ("outside", "crowd", "repeated", "small", "ambiguous", "balance", "limit")},
         "candidates": candidates,
         "targets": len(targets),
         "targets_per_area": {area: per_area.get(area, 0) for area in AREAS},

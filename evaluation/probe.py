@@ -26,7 +26,8 @@ from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord
 
 from .probe_fit import CI_METHOD, check_folds, fit_probes
-from .runner import RunSettings, batches, check_model_source, load_model, load_run_questions, open_image, run_record
+from .runner import (RunSettings, batches, check_model_source, check_prompts, load_model, load_run_processor,
+                     load_run_questions, open_image, run_record)
 
 PROBE, FIGURE, CACHE = "probe.json", "probe.png", "hidden_states.npz"
 # settings that change the hidden states; the cache is reused only when all of them match
@@ -35,8 +36,8 @@ _CACHE_KEYS = ("model", "adapter", "questions", "task", "limit", "dtype", "weigh
 
 @dataclass(frozen=True)
 class ProbeSettings(RunSettings):
-    """A run's settings (model, adapter, questions, out, batch size, device, dtype, limit; max_new_tokens is
-    unused: nothing is generated) and the probe's own."""
+    """A run's settings (model, adapter, questions, out, batch size, device, dtype, limit, trust_remote_code,
+    max_image_pixels; max_new_tokens is unused: nothing is generated) and the probe's own."""
     task: str = "area9"
     folds: int = 3
     seed: int = 0
@@ -103,10 +104,13 @@ def compute_hidden_states(settings: ProbeSettings, items, key: dict[str, Any], p
     """Run the model once over the records; keep every layer's hidden state at the last prompt token."""
     from vlm_train.checkpoint import pick_device, resolve_dtype
 
-    check_model_source(settings.model, settings.adapter)
+    config = check_model_source(settings.model, settings.adapter, settings.trust_remote_code)
     device = pick_device(settings.device)
     dtype_name, dtype = resolve_dtype(settings.dtype, device)
-    model, processor = load_model(settings.model, settings.adapter, device, dtype)
+    processor = load_run_processor(settings.model, settings.adapter, settings.trust_remote_code)
+    check_prompts(processor, config, items, settings)   # before the weights load
+    model, processor = load_model(settings.model, settings.adapter, device, dtype, settings.trust_remote_code,
+                                  processor)
     chunks = []
     with tqdm(total=len(items), unit="q", desc="hidden states", disable=not progress, dynamic_ncols=True) as bar:
         for batch in batches(items, settings.batch_size):
@@ -149,7 +153,8 @@ def run_probe(settings: ProbeSettings, progress: bool = True) -> dict[str, Any]:
     fit = fit_probes(states.features, states.labels, settings.folds, settings.seed)
     result = {"task": settings.task, "n": len(states.labels), "chance": round(fit.chance, 4),
               "layers": [s.as_json() for s in fit.layers], "control": [s.as_json() for s in fit.control],
-              **key, "seed": settings.seed, "folds": settings.folds, "ci_method": CI_METHOD,
+              **key, "trust_remote_code": settings.trust_remote_code, "seed": settings.seed,
+              "folds": settings.folds, "ci_method": CI_METHOD,
               "control_method": "labels permuted with the seed, same folds", "unconverged_fits": fit.unconverged,
               "answers": dict(sorted(Counter(states.labels).items())), **states.info,
               "hidden_states": "cached" if reused else "computed"}

@@ -5,7 +5,9 @@ built by the shared `record_prompt`, wrapped in the model's own chat template by
 (`blender_scenes/prompts.py`, as in training), and answered by greedy
 decoding in left-padded batches. `predictions.jsonl` grows batch by batch, so a killed run resumes where it
 stopped; `score_run` then writes metrics.json. torch, transformers and peft are imported inside the functions
-that use them: they are heavy, and every input is checked before they load.
+that use them: they are heavy, and every input is checked before they load (images within the pixel limit, no
+checkpoint code of its own unless trusted, every prompt within the model's context, the last once the processor
+has loaded and before the weights do).
 """
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ from tqdm.auto import tqdm
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
-from vlm_train.checkpoint import check_model, library_versions, pick_device, resolve_dtype
+from vlm_train.checkpoint import (check_model, check_prompt_lengths, library_versions, load_processor, pick_device,
+                                  resolve_dtype)
 from vlm_train.images import check_image
 
 from .rundir import PREDICTIONS, RUN, read_run_info
@@ -47,12 +51,15 @@ class RunSettings:
     limit: int | None = None
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | bf16 | fp32
+    trust_remote_code: bool = False  # run the checkpoint's own Python files (config.json auto_map)
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 # --- inputs, checked before any model work -----------------------------------------------------------------
 
 def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path]]:
-    """The records to answer (first `limit`), each with its image path; every image must exist and decode."""
+    """The records to answer (first `limit`), each with its image path; every image must exist, be within the
+    pixel limit and decode."""
     questions = read_questions(settings.questions)
     if not questions:
         raise InputError(f"{settings.questions}: no questions (expected at least one question record per line)")
@@ -65,17 +72,26 @@ def load_run_questions(settings: RunSettings) -> list[tuple[QuestionRecord, Path
             raise InputError(f"{settings.questions}: field 'id': {record.id!r} appears twice (expected unique ids)")
         seen.add(record.id)
         image = resolve_image(record, settings.questions)
-        check_image(image, f"{settings.questions}: question {record.id!r}")
+        check_image(image, f"{settings.questions}: question {record.id!r}", settings.max_image_pixels)
         out.append((record, image))
     return out
 
 
-def check_model_source(model: str, adapter: str | None) -> None:
-    """The model's config resolves (`check_model`, shared with the trainer) and an adapter folder is peft's.
-    Only configs are read here, never the weights."""
-    check_model(model)
+def check_model_source(model: str, adapter: str | None, trust_remote_code: bool = False):
+    """The model's config (`check_model`, shared with the trainer: it resolves, and asks for no code of its own
+    unless trusted); an adapter folder must be peft's. Only configs are read here, never the weights."""
+    config = check_model(model, trust_remote_code)
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise InputError(f"--adapter {adapter}: no adapter_config.json (expected a folder saved by peft)")
+    return config
+
+
+def check_prompts(processor, config, items: list[tuple[QuestionRecord, Path]], settings: RunSettings) -> None:
+    """Every prompt, in the model's chat template, within the model's context (text only; see
+    `check_prompt_lengths`)."""
+    texts = [(f"{settings.questions}: question {record.id!r}", chat_text(processor, record_prompt(record)))
+             for record, _ in items]
+    check_prompt_lengths(processor, config, texts, settings.model)
 
 
 def check_resumable(settings: RunSettings, run_file: Path, predictions: Path) -> None:
@@ -161,19 +177,29 @@ def processor_source(model_source: str, adapter: str | None) -> str:
     return model_source
 
 
-def load_model(model_source: str, adapter: str | None = None, device: str = "cpu", dtype=None):
-    """Model (+ peft adapter) in eval mode on `device`, and its processor set to pad on the left."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+def load_run_processor(model_source: str, adapter: str | None = None, trust_remote_code: bool = False):
+    """The processor a run uses (`processor_source`), set to pad on the left: decoder-only generation continues
+    from the last position."""
+    source = processor_source(model_source, adapter)
+    processor = load_processor(source, trust_remote_code, "--adapter" if source != model_source else "--model")
+    processor.tokenizer.padding_side = "left"
+    return processor
 
-    model = AutoModelForImageTextToText.from_pretrained(model_source, dtype=dtype)
+
+def load_model(model_source: str, adapter: str | None = None, device: str = "cpu", dtype=None,
+               trust_remote_code: bool = False, processor=None):
+    """Model (+ peft adapter) in eval mode on `device`, and its processor (`load_run_processor` unless given)."""
+    from transformers import AutoModelForImageTextToText
+
+    if processor is None:
+        processor = load_run_processor(model_source, adapter, trust_remote_code)
+    model = AutoModelForImageTextToText.from_pretrained(model_source, dtype=dtype,
+                                                        trust_remote_code=trust_remote_code)
     if adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        model = PeftModel.from_pretrained(model, adapter, trust_remote_code=trust_remote_code)
     model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(processor_source(model_source, adapter))
-    # decoder-only generation continues from the last position: pad on the left
-    processor.tokenizer.padding_side = "left"
     return model, processor
 
 
@@ -224,17 +250,21 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
     out = Path(settings.out)
     run_file, predictions = out / RUN, out / PREDICTIONS
     items = load_run_questions(settings)
-    check_model_source(settings.model, settings.adapter)
+    config = check_model_source(settings.model, settings.adapter, settings.trust_remote_code)
     check_resumable(settings, run_file, predictions)
     device = pick_device(settings.device)
 
     done = {row["id"] for row in completed_rows(predictions)}
     todo = [(record, image) for record, image in items if record.id not in done]
     info = run_record(settings)
+    if todo:   # the processor before the weights: a prompt too long for the model stops the run here
+        processor = load_run_processor(settings.model, settings.adapter, settings.trust_remote_code)
+        check_prompts(processor, config, todo, settings)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
         _, dtype = resolve_dtype(settings.dtype, device)
-        model, processor = load_model(settings.model, settings.adapter, device, dtype)
+        model, processor = load_model(settings.model, settings.adapter, device, dtype, settings.trust_remote_code,
+                                      processor)
         generation_config = greedy_config(model, processor, settings.max_new_tokens)
         info.update(_environment(model, device, dtype), status="running",
                     processor=processor_source(info["model"], info["adapter"]),

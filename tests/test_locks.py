@@ -112,12 +112,12 @@ def test_a_dead_writers_lock_is_taken_over_in_one_line(tmp_path):
     first = cli("render", "--preset", "demo", "--out", out, "--quiet")
     with holding(first, out):
         os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    assert holders(out)   # the killed writer's holder file is still there
+    assert holders(out)   # the killed writer's holder file is still there (and its zombie, not yet reaped)
     text = ok("render", "--preset", "demo", "--out", out, "--quiet", "--resume")
     notes = [line for line in text.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "taking over" in notes[0] and f"pid {first.pid}" in notes[0]
     assert "failures: 0" in ok("audit", out, "--strict")
+    first.wait()
 
 
 def test_a_reused_pid_is_not_the_writer(tmp_path):

@@ -83,7 +83,7 @@ def test_weights_rewritten_in_place_are_probed_again(train_questions, tmp_path):
     write_tiny_model("qwen2_5_vl", model, seed=0)
     assert probe("--model", model, "--questions", train_questions, "--out", out)[0] == 0
     first = np.load(out / "hidden_states.npz")["features"]
-    write_tiny_model("qwen2_5_vl", model, seed=1)
+    write_tiny_model("qwen2_5_vl", model, seed=1, replace=True)
     code, output = probe("--model", model, "--questions", train_questions, "--out", out)
     assert code == 0, output
     assert json.loads((out / "probe.json").read_text())["hidden_states"] == "computed"

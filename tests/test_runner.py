@@ -133,7 +133,7 @@ def test_resume_after_the_weights_changed_in_place_is_refused(dataset, tmp_path)
     before = (run / "predictions.jsonl").read_text()
     assert evaluate(model, questions, run, "--limit", 3)[0] == 0   # same weights: resumes
     assert json.loads((run / "run.json").read_text())["answered_now"] == 1
-    write_tiny_model("qwen2_5_vl", model, seed=1)
+    write_tiny_model("qwen2_5_vl", model, seed=1, replace=True)
     code, output = evaluate(model, questions, run)
     assert code == 2 and len(output.strip().splitlines()) == 1
     assert "run.json: field 'weights'" in output

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from blender_scenes.errors import InputError
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
 from blender_scenes.prompts import chat_text, chat_turns, record_prompt
 from blender_scenes.questions import read_questions, resolve_image
 
@@ -31,8 +32,9 @@ class ChatExample:
     answer: str
 
 
-def load_examples(path: str | Path) -> list[ChatExample]:
-    """Read and check a question file: not empty, every image on disk and decoding. Raises InputError otherwise."""
+def load_examples(path: str | Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> list[ChatExample]:
+    """Read and check a question file: not empty, every image on disk, within `max_image_pixels` and decoding.
+    Raises InputError otherwise."""
     path = Path(path)
     records = read_questions(path)
     if not records:
@@ -40,7 +42,7 @@ def load_examples(path: str | Path) -> list[ChatExample]:
     examples = []
     for lineno, record in enumerate(records, 1):
         image = resolve_image(record, path)
-        check_image(image, f"{path}: record {lineno} (id '{record.id}')")
+        check_image(image, f"{path}: record {lineno} (id '{record.id}')", max_image_pixels)
         examples.append(ChatExample(record.id, image, record_prompt(record), record.answer))
     return examples
 

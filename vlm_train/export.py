@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_turns
 
@@ -42,10 +43,27 @@ def dataset_name(questions: Path) -> str:
     return f"{root.name}_{questions.stem}"
 
 
+def check_names(questions: list[Path], out: Path) -> None:
+    """Two question files whose exports would share a name (the same file twice, or `val.jsonl` of two dataset
+    folders with one name) are refused: the second would overwrite the first. Names that differ only in case
+    collide too, on the file systems that ignore it."""
+    seen: dict[str, Path] = {}
+    for path in questions:
+        name = dataset_name(path)
+        first = seen.get(name.casefold())
+        if first is not None:
+            raise InputError(f"{first} and {path}: both export as {name!r} into {out} (the dataset folder's name and "
+                             "the file's stem); expected one file per name: rename a dataset folder or export "
+                             "them into separate --out folders")
+        seen[name.casefold()] = path
+
+
 def export(questions: list[str | Path], fmt: Format, out: str | Path) -> list[Path]:
     """Write one file per question file into `out` (and, for LLaMA-Factory, `dataset_info.json` with an entry
-    per file, merged into an existing one). All inputs are checked before anything is written."""
+    per file, merged into an existing one). All inputs are checked before anything is written; each file is
+    written whole under a temporary name, then renamed."""
     out = Path(out)
+    check_names([Path(q) for q in questions], out)
     loaded = [(Path(q), load_examples(q)) for q in questions]
     written = []
     if fmt == "trl":
@@ -56,6 +74,9 @@ def export(questions: list[str | Path], fmt: Format, out: str | Path) -> list[Pa
         return written
     info_path = out / "dataset_info.json"
     info = read_json(info_path, "LLaMA-Factory's dataset_info.json") if info_path.is_file() else {}
+    if not isinstance(info, dict):
+        raise InputError(f"{info_path}: expected a JSON object of datasets (LLaMA-Factory's dataset_info.json), "
+                         f"got a {type(info).__name__}")
     for path, examples in loaded:
         name = dataset_name(path)
         target = out / f"{name}.json"

@@ -1,6 +1,7 @@
-"""The check that an image file decodes, run on every record before a model loads (trainer and evaluation
-runner), so a corrupt or truncated file stops a job with one line naming the record instead of crashing it
-mid-epoch. Imports PIL (and our error type) only."""
+"""The check that an image file is within the pixel limit (`blender_scenes/images.py`, from its header) and
+decodes, run on every record before a model loads (trainer and evaluation runner), so a corrupt, truncated or
+huge file stops a job with one line naming the record instead of crashing it mid-epoch or filling the memory.
+Imports PIL (and our error type and pixel limit) only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from blender_scenes.errors import InputError
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS, allow_decoding, header_size, pixel_problem
 
 
 def image_problem(path: Path) -> str | None:
@@ -22,11 +24,17 @@ def image_problem(path: Path) -> str | None:
     return None
 
 
-def check_image(image: Path, where: str) -> None:
-    """One InputError `WHERE: field 'image': ...` when a record's image is missing or does not decode."""
+def check_image(image: Path, where: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """One InputError `WHERE: field 'image': ...` when a record's image is missing, has more than `max_pixels`
+    pixels (read from the header, before anything is decoded), or does not decode."""
     if not image.is_file():
         raise InputError(f"{where}: field 'image': {image} not found (expected an image file, relative to the "
                          f"dataset root or absolute)")
+    size = header_size(image)
+    problem = pixel_problem(size, max_pixels) if size else None
+    if problem:
+        raise InputError(f"{where}: field 'image': {image} {problem}")
+    allow_decoding(max_pixels)
     problem = image_problem(image)
     if problem:
         raise InputError(f"{where}: field 'image': {image} does not decode as an image ({problem})")

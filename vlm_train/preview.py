@@ -1,6 +1,7 @@
 """The dry run of `train`: the first batch built exactly as training builds it, shown as text (as LLaMA-Factory
 prints at start-up) and written to `OUT/example.json`, with the processor only, so a template or label-mask
-mistake shows before hours of training. transformers is imported inside `dry_run`; no model weights load."""
+mistake shows before hours of training. The processor is loaded by the caller (`train.py`); no model weights
+load."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,11 +21,8 @@ def decoded_example(processor, batch: dict, row: int = 0) -> dict[str, str]:
             "labels": tokenizer.decode(labels[labels != IGNORE_INDEX], skip_special_tokens=False)}
 
 
-def dry_run(model: str, examples: list[ChatExample], batch_size: int, out: Path) -> dict:
-    """Collate the first batch of `examples` with `model`'s processor; write and return its first example."""
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(model)
+def dry_run(processor, examples: list[ChatExample], batch_size: int, out: Path) -> dict:
+    """Collate the first batch of `examples` with the model's processor; write and return its first example."""
     first = examples[:batch_size]
     dataset = QuestionDataset(first)
     batch = ChatCollator(processor)([dataset[i] for i in range(len(first))])

@@ -4,14 +4,19 @@
 `AutoProcessor` like a downloaded checkpoint: config + safetensors weights (seeded), a byte-level BPE
 tokenizer trained here on a few hundred words plus the family's special tokens, the family's image (and
 video) processor set to small images, and its chat template. Used by tests and benches; never for results.
+The folder is written under a temporary name and renamed whole; a folder that holds anything is refused unless
+replacing it is asked for (a trained adapter's tokenizer, processor and template were overwritten otherwise).
 torch and transformers are imported inside the functions that use them (heavy).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from blender_scenes.errors import InputError
+from blender_scenes.files import remove_dead_temporaries, temporary_name
 from blender_scenes.labels import LABELS
 
 from .families import Family, family_named
@@ -80,14 +85,31 @@ def build_tiny_model(family: Family, tokenizer, seed: int = 0):
     return model
 
 
-def write_tiny_model(model_type: str, out: str | Path, seed: int = 0) -> Path:
-    """Write a tiny checkpoint of `model_type` (a key of FAMILIES) to `out`; returns the folder."""
+def write_tiny_model(model_type: str, out: str | Path, seed: int = 0, replace: bool = False) -> Path:
+    """Write a tiny checkpoint of `model_type` (a key of FAMILIES) to `out`; returns the folder. A non-empty
+    `out` is refused (InputError) unless `replace`, which swaps the whole folder for the new checkpoint (a
+    model "retrained in place", in tests)."""
     family = family_named(model_type)
     out = Path(out)
+    if not replace and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out}: folder is not empty (expected a new folder for the tiny checkpoint)")
     tokenizer = build_tokenizer(family)
     processor = build_processor(family, tokenizer)
     # the processor may add tokens (Idefics3 adds its image tokens); size the embeddings after it
     model = build_tiny_model(family, processor.tokenizer, seed=seed)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    remove_dead_temporaries(out.parent, prefix=f".{out.name}.")
+    staging = temporary_name(out)
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        if out.is_dir():
+            old = temporary_name(out.with_name(f"{out.name}.old"))
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out

@@ -1,6 +1,8 @@
 """Fine-tuning a VLM on question records: the transformers `Trainer` with a LoRA (peft) or full model,
 evaluation and a checkpoint every epoch, early stopping on validation perplexity, the best weights kept in
-`OUT/best`, per-epoch statistics in `OUT/train_stats.json`, and `--resume` from the last checkpoint.
+`OUT/best`, per-epoch statistics in `OUT/train_stats.json`, and `--resume` from the newest complete checkpoint
+(one cut short by a kill or a full disk is named and removed). `best/` is written under a temporary name and
+renamed whole; a full disk is one OSError naming the folder being written (the CLI makes it one line).
 
 Runs unchanged on one CPU, one GPU, or several GPUs under `accelerate launch` / `torchrun` (DDP through the
 Trainer); only the main process writes the run's own files. torch, transformers and peft (and `.lora`, which
@@ -8,6 +10,7 @@ imports torch) are imported inside the functions: they are heavy, and every inpu
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -19,11 +22,15 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, Field, field_validator
 
 from blender_scenes.errors import InputError
-from blender_scenes.files import atomic_write_json
+from blender_scenes.files import atomic_write_json, remove_dead_temporaries, replace_folder, temporary_name
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
+from blender_scenes.prompts import chat_turns
 
-from .checkpoint import check_model, library_versions, pick_device, resolve_dtype
+from .checkpoint import (check_model, check_prompt_lengths, library_versions, load_processor, pick_device,
+                         resolve_dtype)
 from .data import ChatCollator, QuestionDataset, load_examples
 from .preview import dry_run
+from .resume import being_written, disk_full, resume_point
 
 
 class TrainConfig(BaseModel):
@@ -49,6 +56,9 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     resume: bool = False
     seed: int = 42
+    # run the checkpoint's own Python files (config.json auto_map); never without the user's --trust-remote-code
+    trust_remote_code: bool = False
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=1)
 
     @field_validator("warmup")
     @classmethod
@@ -58,10 +68,7 @@ class TrainConfig(BaseModel):
         return value
 
 
-def last_checkpoint(checkpoints: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+# --- the run ------------------------------------------------------------------------------------------------
 
 
 def epoch_stats(log_history: list[dict]) -> list[dict]:
@@ -112,7 +119,7 @@ def _stats_callback(out: Path):
     return StatsCallback()
 
 
-def _trainer_class():
+def _trainer_class(trust_remote_code: bool):
     from transformers import Trainer
 
     class VLMTrainer(Trainer):
@@ -129,7 +136,8 @@ def _trainer_class():
             return model if plain else None
 
         def _copy_weights_from(self, folder: str, model) -> None:
-            loaded = type(model).from_pretrained(folder, dtype=model.dtype)
+            # the class is the one already loaded (its own code only if the user trusted it at the start)
+            loaded = type(model).from_pretrained(folder, dtype=model.dtype, trust_remote_code=trust_remote_code)
             model.load_state_dict(loaded.state_dict())
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -148,13 +156,13 @@ def _trainer_class():
 
 
 def prepare_model(cfg: TrainConfig, torch_dtype):
-    """The model to train (LoRA-wrapped unless --full), its processor, and the LoRA targets used."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """The model to train (LoRA-wrapped unless --full) and what a run records of it (LoRA targets, sizes)."""
+    from transformers import AutoModelForImageTextToText
 
     from .lora import apply_lora, matched_modules, resolve_targets
 
-    processor = AutoProcessor.from_pretrained(cfg.model)
-    model = AutoModelForImageTextToText.from_pretrained(cfg.model, dtype=torch_dtype)
+    model = AutoModelForImageTextToText.from_pretrained(cfg.model, dtype=torch_dtype,
+                                                        trust_remote_code=cfg.trust_remote_code)
     info: dict = {"model_type": model.config.model_type}
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -165,38 +173,53 @@ def prepare_model(cfg: TrainConfig, torch_dtype):
         model = apply_lora(model, targets, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
     info["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     info["total_parameters"] = sum(p.numel() for p in model.parameters())
-    return model, processor, info
+    return model, info
 
 
 def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
     """Run one fine-tuning job; returns the statistics written to `OUT/train_stats.json`.
 
-    Every input is checked before the model loads: question files (non-empty, images on disk and decoding), the
-    model path, and the output folder (a folder holding a previous run needs --resume)."""
-    train_examples, val_examples = _checked_examples(cfg)
+    Every input is checked before the model loads: question files (non-empty, images on disk, within the pixel
+    limit and decoding), the model (its config, no code of its own unless trusted), every conversation within the
+    model's context, and the output folder (a folder holding a previous run needs --resume)."""
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
-    resume_from = last_checkpoint(checkpoints) if cfg.resume else None
     if not cfg.resume and (checkpoints.is_dir() or (out / "best").exists()):
         raise InputError(f"--out {out}: holds a previous run (expected a new folder, or --resume to continue it)")
-    return _run(cfg, train_examples, val_examples, out, resume_from, callbacks)
+    train_examples, val_examples, processor = _checked_inputs(cfg)
+    resume_from = resume_point(checkpoints) if cfg.resume else None
+    try:
+        return _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks)
+    except Exception as err:
+        if not disk_full(err, out):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(being_written(out))) from err
 
 
 def dry_run_training(cfg: TrainConfig) -> dict:
     """`train --dry-run`: the same input checks, then the first training batch decoded into `OUT/example.json`
     (see `preview.py`); loads the processor only, never the weights."""
-    train_examples, _ = _checked_examples(cfg)
-    return dry_run(cfg.model, train_examples, cfg.batch_size, Path(cfg.out))
+    train_examples, _, processor = _checked_inputs(cfg)
+    return dry_run(processor, train_examples, cfg.batch_size, Path(cfg.out))
 
 
-def _checked_examples(cfg: TrainConfig):
-    train_examples = load_examples(cfg.train)
-    val_examples = load_examples(cfg.val) if cfg.val else None
-    check_model(cfg.model)
-    return train_examples, val_examples
+def _checked_inputs(cfg: TrainConfig):
+    """The examples of both files and the model's processor, once every input is checked. Each conversation
+    (prompt and answer in the chat template) is tokenized, text only, to refuse one longer than the model's
+    context before any weights load."""
+    train_examples = load_examples(cfg.train, cfg.max_image_pixels)
+    val_examples = load_examples(cfg.val, cfg.max_image_pixels) if cfg.val else None
+    config = check_model(cfg.model, cfg.trust_remote_code)
+    processor = load_processor(cfg.model, cfg.trust_remote_code)
+    conversations = [(f"{path}: record {n} (id '{ex.id}')",
+                      processor.apply_chat_template(chat_turns(ex.prompt, ex.answer), tokenize=False))
+                     for path, examples in ((cfg.train, train_examples), (cfg.val, val_examples or []))
+                     for n, ex in enumerate(examples, 1)]
+    check_prompt_lengths(processor, config, conversations, cfg.model, "conversation (prompt and answer)")
+    return train_examples, val_examples, processor
 
 
-def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict:
+def _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks) -> dict:
     import torch
     import transformers
     from transformers import EarlyStoppingCallback
@@ -204,10 +227,10 @@ def _run(cfg, train_examples, val_examples, out, resume_from, callbacks) -> dict
     # the Trainer puts the model on the GPU when there is one
     dtype_name, torch_dtype = resolve_dtype(cfg.dtype, pick_device("auto"))
     transformers.set_seed(cfg.seed)  # the same LoRA initialisation in every run with this seed
-    model, processor, info = prepare_model(cfg, torch.float32 if cfg.full else torch_dtype)
+    model, info = prepare_model(cfg, torch.float32 if cfg.full else torch_dtype)
     out.mkdir(parents=True, exist_ok=True)
     args = _training_arguments(cfg, out, dtype_name, evaluate=bool(val_examples))
-    trainer = _trainer_class()(
+    trainer = _trainer_class(cfg.trust_remote_code)(
         model=model, args=args, train_dataset=QuestionDataset(train_examples),
         eval_dataset=QuestionDataset(val_examples) if val_examples else None,
         data_collator=ChatCollator(processor),
@@ -264,17 +287,28 @@ def _final_stats(trainer, cfg: TrainConfig, seconds: float) -> dict:
 
 def _save_best(trainer, processor, out: Path, stats: dict) -> None:
     """The model's weights and the processor into `OUT/best`, then the final statistics (main process)."""
+    from accelerate.utils import broadcast_object_list
+
     # load_best_model_at_end has put the best weights back into the model (the last ones without --val);
-    # written under a temporary name first so `best/` is never half-written
-    staging = out / ".best.tmp"
-    if trainer.is_world_process_zero() and staging.exists():
-        shutil.rmtree(staging)  # left by a run killed while saving
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(staging))  # every rank calls it; only the main process writes
+    # written under a temporary name (`.best.HOST-PID.tmp`, the main process's: every rank saves into the same
+    # folder) and renamed whole, so `best/` is never half-written
+    best = out / "best"
+    staging = [str(temporary_name(best))]
+    broadcast_object_list(staging, from_process=0)
+    staging = Path(staging[0])
     if trainer.is_world_process_zero():
-        processor.save_pretrained(str(staging))
-        if (out / "best").exists():
-            shutil.rmtree(out / "best")
-        staging.rename(out / "best")
+        remove_dead_temporaries(out, prefix=".best.")   # left by a run killed while saving
+    trainer.accelerator.wait_for_everyone()
+    try:
+        trainer.save_model(str(staging))  # every rank calls it; only the main process writes
+        if trainer.is_world_process_zero():
+            processor.save_pretrained(str(staging))
+            replace_folder(staging, best)
+    except BaseException:
+        if trainer.is_world_process_zero():
+            shutil.rmtree(staging, ignore_errors=True)   # a full disk gets its space back
+        raise
+    if trainer.is_world_process_zero():
         atomic_write_json(out / "train_stats.json", stats, indent=2)
     trainer.accelerator.wait_for_everyone()
+

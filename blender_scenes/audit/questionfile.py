@@ -1,15 +1,15 @@
 """The audit of one question file (*.jsonl, e.g. COCO questions from the evaluation package): what can be
 known without scenes: target area distribution, answers per task and whether each equals the label of its
-box, the correct option's index, counts per category. Image sizes come from target fields or image headers.
-Of the audit it imports only pictures, balance and findings."""
+box, the correct option's index, counts per category. Image sizes come from target fields or image headers
+(never decoded; an image over the pixel limit is a finding). Of the audit it imports only pictures, balance and
+findings."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
+from ..images import DEFAULT_MAX_IMAGE_PIXELS, header_size, pixel_problem
 from ..labels import AREAS, LABELS, RELATION_TASKS, area_of_box, label_of_box, relation_of_boxes
 from ..questions import QuestionRecord, read_questions, resolve_image
 from . import pictures
@@ -27,11 +27,7 @@ def image_size(q: QuestionRecord, path: Path, cache: dict) -> tuple[int, int] | 
                 return int(src[kw]), int(src[kh])
     image = resolve_image(q, path)
     if image not in cache:
-        try:
-            with Image.open(image) as im:   # reads the header only
-                cache[image] = im.size
-        except (OSError, ValueError):
-            cache[image] = None
+        cache[image] = header_size(image)   # the header only, whatever its size: the limit is checked apart
     return cache[image]
 
 
@@ -59,11 +55,11 @@ class QuestionFileSummary:
     area_grid: list[list[int]]     # targets per area as a 3x3 grid, for the pictures
 
 
-def summarize_questions(path: str | Path) -> QuestionFileSummary:
+def summarize_questions(path: str | Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> QuestionFileSummary:
     """Counts and checks of a question file; raises InputError when it cannot be read."""
     path = Path(path)
     records = read_questions(path)
-    tally = tally_answers(records, path)
+    tally = tally_answers(records, path, max_image_pixels)
     areas = count_levels((t.area for t in tally.targets.values()), AREAS)
     cats = Counter(t.category for t in tally.targets.values())
     summary = {
@@ -79,15 +75,23 @@ def summarize_questions(path: str | Path) -> QuestionFileSummary:
     return QuestionFileSummary(summary, tally.findings, grid)
 
 
-def tally_answers(records: list[QuestionRecord], path: Path) -> AnswerTally:
+def tally_answers(records: list[QuestionRecord], path: Path,
+                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> AnswerTally:
     """Each answer against the label of its box (where the image size is known; a 2D relation: of its target and
-    anchor boxes), each answer among its options. Depth answers need a depth pass and are counted unchecked."""
+    anchor boxes), each answer among its options, each image within the pixel limit (one finding per image, at
+    its first record). Depth answers need a depth pass and are counted unchecked."""
     tally = AnswerTally()
     cache: dict = {}
+    too_large: set[str] = set()
     for line, q in enumerate(records, 1):
         bbox = q.target.get("bbox")
-        size = image_size(q, path, cache) if bbox else None
-        if size is None:
+        size = image_size(q, path, cache)
+        problem = pixel_problem(size, max_image_pixels) if size else None
+        if problem and q.image not in too_large:
+            too_large.add(q.image)
+            tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
+                                          f"question {q.id}: image {q.image} {problem}"))
+        if size is None or not bbox:
             tally.unsized += 1
             continue
         W, H = size
@@ -132,9 +136,9 @@ def task_figures(records: list[QuestionRecord]) -> dict[str, dict]:
     return tasks
 
 
-def audit_question_file(path: Path) -> tuple[dict, dict]:
+def audit_question_file(path: Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[dict, dict]:
     """The report of a question file alone (no scenes) and its pictures."""
-    audited = summarize_questions(path)
+    audited = summarize_questions(path, max_image_pixels)
     summary, findings = audited.summary, audited.findings
     strict = [f for f in findings if f.strict]
     report = {"kind": "questions", "dataset": str(path), **summary,

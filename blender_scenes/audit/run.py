@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import InputError
+from ..images import DEFAULT_MAX_IMAGE_PIXELS
 from .dataset_report import dataset_report, run_checks, split_summary
 from .figures import dataset_pictures
 from .findings import KINDS, Finding
@@ -36,7 +37,8 @@ def report_folder(path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float | None = None,
-               workers: int | None = None, compare: str | Path | None = None, assets: str | None = None) -> dict:
+               workers: int | None = None, compare: str | Path | None = None, assets: str | None = None,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """Audit a dataset folder or a question file (*.jsonl) and write report.json/.md/.html into `out`
     (default DATASET/audit/, or FILE-audit/ beside the question file). `compare`: a question file (e.g. COCO
     questions) whose target areas are shown beside the dataset's. Returns the report."""
@@ -44,7 +46,7 @@ def audit_path(path: str | Path, out: str | Path | None = None, max_ratio: float
     t0 = time.perf_counter()
     out = report_folder(path, out)
     if _is_question_file(path):
-        report, figs = audit_question_file(path)
+        report, figs = audit_question_file(path, max_image_pixels)
     else:
         report, figs = audit_dataset(path, max_ratio, workers, compare, assets)
     report["seconds"] = round(time.perf_counter() - t0, 3)

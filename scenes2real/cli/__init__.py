@@ -47,8 +47,8 @@ class _Group(click.Group):
     def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except InputError as err:
-            click.echo(f"error: {err}", err=True)
+        except InputError as err:   # one line, whatever the input put in the message
+            click.echo("error: " + str(err).replace("\r", "\\r").replace("\n", "\\n"), err=True)
             ctx.exit(2)
         except OSError as err:
             if err.errno not in _NO_SPACE:

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
+
 from .options import command_line
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
@@ -24,14 +26,18 @@ from .options import command_line
 @click.option("--assets", "assets_dir", type=click.Path(file_okay=False),
               help="The user asset folder of the design, if it moved [default: the stored one, else "
                    "$SCENES2REAL_ASSETS].")
-def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir):
+@click.option("--max-image-pixels", type=click.IntRange(min=1), default=None,
+              help="Question files: an image with more pixels (read from its header) is an integrity finding "
+                   f"[default: {DEFAULT_MAX_IMAGE_PIXELS}].")
+def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max_image_pixels):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
     from blender_scenes.audit.run import audit_path, report_folder, strict_lines
     from blender_scenes.lock import output_lock
 
     with output_lock(report_folder(dataset, out), command_line()):
-        report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir)
+        limit = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}   # else the default
+        report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir, **limit)
     failed = strict and report["headline"]["failures"] > 0
     lines = strict_lines(report) if strict else []
     if strict and report.get("partial_splits"):

@@ -8,13 +8,12 @@ import click
 
 from blender_scenes.labels import RELATION_TASKS, TASKS
 
-from .options import dtype_option, writes
+from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 # COCO boxes answer the area tasks and the 2D relations; depth needs a depth pass (refused with its reason).
 # The same tuple as evaluation.coco.COCO_TASKS (a test says so), without importing pycocotools here.
 COCO_TASK_NAMES = TASKS + tuple(t for t in RELATION_TASKS if t != "depth")
-
 
 @click.group("questions")
 def questions_group() -> None:
@@ -110,13 +109,17 @@ def compare_cmd(run_dirs, out_dir):
 @click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @dtype_option
+@trust_remote_code_option
+@max_image_pixels_option
 @writes("out")
-def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype):
+def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype,
+                 trust_remote_code, max_image_pixels):
     """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
     from evaluation.runner import RunSettings, run_evaluation
 
     settings = RunSettings(model=model, adapter=adapter, questions=questions_path, out=out, batch_size=batch_size,
-                           max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype)
+                           max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype,
+                           trust_remote_code=trust_remote_code, max_image_pixels=max_image_pixels)
     metrics = run_evaluation(settings)
     click.echo(json.dumps({k: metrics[k] for k in ("run_dir", "n_predictions", "missing", "correct", "accuracy",
                                                     "unparseable")}, indent=2))
@@ -140,9 +143,11 @@ def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @dtype_option
+@trust_remote_code_option
+@max_image_pixels_option
 @writes("out")
 def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, limit, folds, seed, batch_size,
-              device, dtype):
+              device, dtype, trust_remote_code, max_image_pixels):
     """Where the answer becomes linearly decodable: a linear probe per layer of the language model, on the
     hidden state of the final prompt token; or, with --compare, several probe folders on one figure."""
     from blender_scenes.errors import InputError
@@ -162,7 +167,8 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
 
     result = run_probe(ProbeSettings(model=model, adapter=adapter, questions=questions_path, out=out, task=task,
                                      limit=limit, folds=folds, seed=seed, batch_size=batch_size, device=device,
-                                     dtype=dtype))
+                                     dtype=dtype, trust_remote_code=trust_remote_code,
+                                     max_image_pixels=max_image_pixels))
     best = max(result["layers"], key=lambda s: s["accuracy"])
     click.echo(json.dumps({k: result[k] for k in ("task", "n", "chance", "hidden_states")}
                           | {"best_layer": best["layer"], "best_accuracy": best["accuracy"],

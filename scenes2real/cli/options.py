@@ -7,6 +7,7 @@ import sys
 import click
 
 from blender_scenes.config import SPLITS, preset_names
+from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
 
 DTYPES = ("auto", "bf16", "fp32")
 
@@ -23,6 +24,14 @@ design_assets = click.option(
          "design's own `assets` key, else $SCENES2REAL_ASSETS].")
 
 split_choice = click.Choice(SPLITS)
+
+trust_remote_code_option = click.option(
+    "--trust-remote-code", is_flag=True,
+    help="Let the checkpoint run its own Python files (config.json auto_map); only for a model you trust.")
+
+max_image_pixels_option = click.option(
+    "--max-image-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_IMAGE_PIXELS, show_default=True,
+    help="Refuse an image with more pixels (read from its header, before it is decoded).")
 
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
                             help="auto: bf16 on a GPU that has it, else fp32.")

@@ -9,10 +9,9 @@ import click
 from vlm_train.export import FORMATS
 from vlm_train.families import FAMILIES
 
-from .options import dtype_option, writes
+from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
-
 
 @click.command("train")
 @click.option("--model", required=True, help="Model folder or hub id (Auto classes: image-text-to-text).")
@@ -39,6 +38,8 @@ from .options import dtype_option, writes
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for GPU memory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", default=42, show_default=True, type=int)
+@trust_remote_code_option
+@max_image_pixels_option
 @click.option("--dry-run", is_flag=True,
               help="Build the first batch, print its templated text and label tokens, write OUT/example.json, "
                    "and stop (processor only, no weights).")
@@ -89,7 +90,8 @@ def export_cmd(questions, fmt, out):
 
 @click.command("tiny-model")
 @click.argument("family", type=click.Choice(sorted(FAMILIES)))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the checkpoint to.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New (or empty) folder to write the checkpoint to.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
 @writes("out")
 def tiny_model_cmd(family, out, seed):
@@ -107,13 +109,14 @@ def tiny_model_cmd(family, out, seed):
 @click.option("--model", required=True, help="The base model the adapter was trained on (folder or hub id).")
 @click.option("--adapter", required=True, type=click.Path(file_okay=False), help="A peft (LoRA) adapter folder.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged checkpoint.")
+@trust_remote_code_option
 @writes("out")
-def merge_adapter_cmd(model, adapter, out):
+def merge_adapter_cmd(model, adapter, out, trust_remote_code):
     """Merge a LoRA adapter into its base model: one checkpoint (weights, processor, chat template) to serve
     without peft, e.g. with vLLM or `evaluate --model OUT`."""
     from vlm_train.merge import merge_adapter
 
-    path = merge_adapter(model, adapter, out)
+    path = merge_adapter(model, adapter, out, trust_remote_code=trust_remote_code)
     click.echo(f"merged {adapter} into {model}: {path}")
 
 
