@@ -11,6 +11,7 @@ has loaded and before the weights do).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -271,7 +272,13 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict:
                     generation=_generation_summary(generation_config))
         atomic_write_json(run_file, info, indent=2)
         start = time.perf_counter()
-        seconds = _answer(model, processor, generation_config, todo, predictions, settings, len(done), progress)
+        try:
+            seconds = _answer(model, processor, generation_config, todo, predictions, settings, len(done), progress)
+        except BaseException as err:   # a signal, a full disk, a crash: run.json says the run stopped, and why
+            info.update(status="stopped", stopped_by=type(err).__name__)
+            with contextlib.suppress(OSError):
+                atomic_write_json(run_file, info, indent=2)
+            raise
         wall = time.perf_counter() - start
         info.update(status="complete", answered_now=len(todo), generate_seconds=round(seconds, 3),
                     wall_seconds=round(wall, 3), questions_per_second=round(len(todo) / wall, 4))

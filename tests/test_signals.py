@@ -18,6 +18,7 @@ import pytest
 
 from tests.coco_fixtures import hard_case_instances, write_instances
 from tests.processes import cli, ok
+from tests.test_runner import dataset  # noqa: F401  (fixture: 6 questions with their images)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -144,3 +145,28 @@ def test_a_full_disk_stops_coco_questions_in_one_line(tmp_path):
         grow("1m")
         ok("questions", "coco", "--instances", instances, "--out", out)
         assert out.stat().st_size > 0
+
+
+def test_an_evaluation_stopped_by_sigterm_says_so_and_resumes(tmp_path, tiny_checkpoint, dataset):  # noqa: F811
+    model, questions, out = tiny_checkpoint("qwen2_5_vl"), dataset / "questions" / "test.jsonl", tmp_path / "run"
+    proc = cli("evaluate", "--model", model, "--questions", questions, "--out", out, "--batch-size", "1")
+
+    def answering() -> bool:
+        try:
+            return json.loads((out / "run.json").read_text())["status"] == "running"
+        except (FileNotFoundError, ValueError):
+            return False
+
+    wait_for(lambda: answering() or proc.poll() is not None, 300, "the run to start answering")
+    os.killpg(proc.pid, signal.SIGSTOP)   # held mid-run; the signal lands when it goes on
+    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGCONT)
+    text = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, text
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "stopped" and run["stopped_by"] == "Interrupted"
+    answered = len((out / "predictions.jsonl").read_text().splitlines())
+    assert answered < 6
+    ok("evaluate", "--model", model, "--questions", questions, "--out", out, "--batch-size", "1")
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["answered_now"] == 6 - answered
