@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,19 +78,22 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     assert not list(scratch.glob("scenes2real-*"))
 
 
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def test_the_next_job_removes_a_dead_writers_temporary_file(tmp_path):
-    import socket
-
+def test_the_next_job_removes_a_killed_writers_temporary_file(tmp_path):
+    """A writer killed by SIGKILL mid-write (no handler runs) leaves `.NAME.HOST-PID.tmp`; the next job writing
+    NAME removes it, and leaves a live writer's alone."""
     instances = write_instances(tmp_path / "instances_val2017.json", hard_case_instances())
     out = tmp_path / "coco.jsonl"
-    leftover = tmp_path / f".coco.jsonl.{socket.gethostname()}-{dead_pid()}.tmp"
-    leftover.write_bytes(b"x" * 1000)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nfrom blender_scenes.files import temporary_name\n"
+                               f"fh = open(temporary_name(__import__('pathlib').Path({str(out)!r})), 'wb')\n"
+                               f"fh.write(b'x' * 1_000_000); fh.flush(); print('writing', flush=True)\n"
+                               f"time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    leftover = tmp_path / f".coco.jsonl.{socket.gethostname()}-{writer.pid}.tmp"
+    assert leftover.stat().st_size == 1_000_000
     live = tmp_path / f".coco.jsonl.{socket.gethostname()}-{os.getpid()}.tmp"   # a live writer's: kept
     live.write_bytes(b"y")
     ok("questions", "coco", "--instances", instances, "--out", out)
