@@ -12,6 +12,7 @@ TOWERS = {
     "qwen2_5_vl": ("visual.", "language_model."),
     "qwen2_vl": ("visual.", "language_model."),
     "llava_onevision": ("vision_tower.", "language_model."),
+    "llava_onevision1_5": ("visual.", "language_model."),
     "idefics3": ("vision_model.", "text_model."),
 }
 
@@ -33,8 +34,9 @@ def test_auto_targets_are_qkv_of_both_towers(tiny_checkpoint, family):
     assert len(in_language) == 3 * layers
     assert in_vision and len(in_language) + len(in_vision) == len(chosen)
     assert {n.rsplit(".", 1)[-1] for n in in_language} == {"q_proj", "k_proj", "v_proj"}
-    # Qwen's vision blocks fuse q/k/v into one `qkv` linear layer: the study's target
-    expected_vision = {"qkv"} if family.startswith("qwen") else {"q_proj", "k_proj", "v_proj"}
+    # Qwen's and LLaVA-OneVision-1.5's (RICE) vision blocks fuse q/k/v into one `qkv` linear layer: the study's target
+    fused = family.startswith("qwen") or family == "llava_onevision1_5"
+    expected_vision = {"qkv"} if fused else {"q_proj", "k_proj", "v_proj"}
     assert {n.rsplit(".", 1)[-1] for n in in_vision} == expected_vision
     # discovery (used for families outside the table) finds the same layers
     assert matched_modules(model, discover_targets(model)) == chosen

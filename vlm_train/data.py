@@ -79,12 +79,23 @@ class ChatCollator:
         self.image_token_id = getattr(processor, "image_token_id", None)
 
     def texts(self, prompt: str, answer: str) -> tuple[str, str]:
-        """The templated prompt (ending with the assistant header) and the full templated conversation."""
+        """The templated prompt (ending with the assistant header, exactly as generation sees it) and the full
+        conversation: that prompt followed by the assistant turn as the template writes it, ended by the
+        tokenizer's end-of-sequence token when the template writes none (the model must learn to stop)."""
         head = chat_text(self.processor, prompt)
         full = self.processor.apply_chat_template(chat_turns(prompt, answer), tokenize=False)
         if not full.startswith(head):
-            raise ValueError("the chat template renders the prompt differently with and without the answer; "
-                             "cannot locate the answer tokens")
+            # Molmo2's published template writes " <|im_start|>assistant" (a stray space) before an assistant
+            # message but "<|im_start|>assistant" as the generation prompt: train on what generation sees
+            at = full.rfind(answer)
+            if not answer or at < 0:
+                raise ValueError("the chat template renders the prompt differently with and without the answer, "
+                                 "and the answer is not in the rendered conversation; cannot locate its tokens")
+            full = head + full[at:]
+        eos = self.tokenizer.eos_token
+        if eos and eos not in full[len(head):]:
+            # Molmo2's template ends an assistant message only when a user turn follows (its `<|im_end|>`)
+            full += eos
         return head, full
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -128,6 +128,17 @@ def _llava_onevision_config(tid, vocab):
                 image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]], **_INIT)
 
 
+def _llava_onevision1_5_config(tid, vocab):
+    # Qwen3 text (its head_dim defaults to 128, not hidden/heads) with plain 1D rope; RICE vision tower whose
+    # 2D rope needs hidden_size divisible by 4 * num_heads
+    text = dict(_TINY_TEXT, model_type="qwen3", head_dim=8, vocab_size=vocab, bos_token_id=tid("<|endoftext|>"),
+                eos_token_id=tid("<|im_end|>"), pad_token_id=tid("<|endoftext|>"))
+    return dict(text_config=text,
+                vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32,
+                                   patch_size=14, spatial_merge_size=2, **_INIT),
+                **_qwen_vision_ids(tid), **_INIT)
+
+
 def _idefics3_config(tid, vocab, bos: str, pad: str):
     text = dict(_TINY_TEXT, model_type="llama", vocab_size=vocab, bos_token_id=tid(bos),
                 eos_token_id=tid("<end_of_utterance>"), pad_token_id=tid(pad))
@@ -161,6 +172,25 @@ def _idefics_family(model_type: str, description: str, processor: str, image_pro
                         # (28/14)^2 patches / scale_factor^2 = 1 token per image tile
                         processor_kwargs={"image_seq_len": 1}),
     )
+
+
+def _molmo2_config(tid, vocab):
+    # head_dim set: Molmo2's defaults (128 text, 72 vision) are not hidden/heads. The vision-language adapter pools
+    # 2x2 patches by attention over the features of two ViT layers concatenated (the released ones read [-3, -9]).
+    text = dict(_TINY_TEXT, head_dim=8, vocab_size=vocab, additional_vocab_size=0, bos_token_id=tid("<|im_end|>"),
+                eos_token_id=tid("<|im_end|>"), pad_token_id=tid("<|endoftext|>"))
+    vision = dict(_TINY_SIGLIP, num_key_value_heads=4, head_dim=8, image_size=[56, 56], patch_size=14)
+    adapter = dict(vision_feature_layer=[-1, -2], hidden_size=32, num_attention_heads=4, num_key_value_heads=4,
+                   head_dim=8, intermediate_size=64, text_hidden_size=32, **_INIT)
+    return dict(text_config=text, vision_config=vision, adapter_config=adapter,
+                image_start_token_id=tid("<im_start>"), low_res_image_start_token_id=tid("<low_res_im_start>"),
+                image_end_token_id=tid("<im_end>"), image_patch_id=tid("<im_patch>"),
+                frame_start_token_id=tid("<frame_start>"), frame_end_token_id=tid("<frame_end>"), **_INIT)
+
+
+# Molmo2's tokenizer (Qwen3's for Molmo2-4B/-8B) adds the image layout tokens the processor writes around patches
+_MOLMO2_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<im_start>", "<im_end>", "<im_patch>", "<im_col>",
+                  "<low_res_im_start>", "<|image|>", "<im_low>", "<frame_start>", "<frame_end>", "<|video|>")
 
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (
@@ -199,6 +229,19 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
             processor_kwargs={"num_image_tokens": 4, "vision_feature_select_strategy": "full"}),
     ),
     Family(
+        model_type="llava_onevision1_5",
+        description="LLaVA-OneVision-1.5 (lmms-lab/LLaVA-OneVision-1.5-8B-Instruct, -4B; native -hf conversions)",
+        # Qwen3 language model; RICE vision blocks fuse q/k/v into one `qkv` linear layer, like Qwen's
+        lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
+        special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        template="llava_onevision1_5",
+        tiny=TinyRecipe(config=_llava_onevision1_5_config, processor_class="Exaone4_5_Processor",
+                        # 14-pixel patches merged 2x2 as Qwen's, but single frames: the RICE patch embedding is 2D
+                        # (the released checkpoints set temporal_patch_size 1)
+                        image_processor=("Qwen2VLImageProcessor", dict(_QWEN_PIXELS, temporal_patch_size=1)),
+                        video_processor=("Qwen2VLVideoProcessor", dict(_QWEN_PIXELS, temporal_patch_size=1))),
+    ),
+    Family(
         model_type="qwen3_vl", description="Qwen3-VL (Qwen/Qwen3-VL-2B-Instruct, -4B, -8B, ...)",
         lora_targets={"language": _QWEN_LANGUAGE, "vision": r".*visual\.blocks\.\d+\.attn\.qkv"},
         special_tokens=_QWEN_SPECIALS, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
@@ -235,6 +278,25 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
                     "SmolVLMProcessor", "SmolVLMImageProcessor",
                     ("SmolVLMVideoProcessor", dict(size={"longest_edge": 56}, max_image_size={"longest_edge": 28})),
                     bos="<|im_start|>", pad="<|im_end|>"),
+    Family(
+        model_type="molmo2", description="Molmo2 (allenai/Molmo2-4B, -8B; native classes of transformers 5.25)",
+        # the adapter's attention pooling (q/k/v over the ViT patches) counts as vision: the lab's Molmo targets
+        # `wq,wk,wv` hit both the ViT and this pooling attention, and discovery (`vlm_train/lora.py`) finds both
+        lora_targets={"language": _QWEN_LANGUAGE,
+                      "vision": r".*(?:vision_tower\.layers\.\d+\.self_attn|multi_modal_projector\.image_pooling_2d)"
+                                r"\.(q_proj|k_proj|v_proj)"},
+        # the published special_tokens_map names <|im_end|> as bos too; the processor prepends it to every prompt
+        special_tokens=_MOLMO2_TOKENS, bos_token="<|im_end|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        template="molmo2",
+        tiny=TinyRecipe(config=_molmo2_config, processor_class="Molmo2Processor",
+                        # 56-pixel crops of 4x4 patches (a 1-patch margin overlaps the neighbour crop), pooled 2x2:
+                        # 4 tokens for the low-resolution view plus 4..10 for up to 4 crops
+                        image_processor=("Molmo2ImageProcessor", dict(size={"height": 56, "width": 56}, max_crops=4,
+                                                                      overlap_margins=[1, 1])),
+                        video_processor=("Molmo2VideoProcessor", dict(size={"height": 56, "width": 56})),
+                        # as the released processor_config.json: no <im_col> in the low-resolution view
+                        processor_kwargs={"use_single_crop_col_tokens": False}),
+    ),
 )}
 
 

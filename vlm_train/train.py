@@ -11,6 +11,7 @@ imports torch) are imported inside the functions: they are heavy, and every inpu
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from blender_scenes.prompts import chat_turns
 
 from .checkpoint import (check_model, check_prompt_lengths, library_versions, load_processor, pick_device,
                          resolve_dtype)
-from .data import ChatCollator, QuestionDataset, load_examples
+from .data import IGNORE_INDEX, ChatCollator, QuestionDataset, load_examples
 from .preview import dry_run
 from .resume import being_written, disk_full, resume_point
 
@@ -119,6 +120,27 @@ def _stats_callback(out: Path):
     return StatsCallback()
 
 
+def answer_logits_only(inputs: dict) -> dict:
+    """The batch with `logits_to_keep` = the last positions the loss reads, and its labels cut to match.
+
+    A causal LM's loss reads the logits of the positions just before a labelled token only. In our batches (right
+    padding, labels on the answer turn) those are the last few columns; the image and prompt tokens before them are
+    most of the sequence. Projecting only the kept positions onto the vocabulary (49k-152k entries) saves the
+    output layer's work and the memory of the whole (batch, sequence, vocabulary) logits, their float copy and their
+    gradient, as TRL's fused head does on GPUs. The loss is the same: the same positions, labels and count (the
+    first kept column's labels are all -100, and the loss shifts labels by one, so it is never a target)."""
+    labels = inputs.get("labels")
+    if labels is None or "logits_to_keep" in inputs:
+        return inputs
+    labelled = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    if len(labelled) == 0:
+        return inputs
+    keep = labels.shape[1] - int(labelled[0]) + 1   # from the column before the first labelled one to the end
+    if keep >= labels.shape[1]:
+        return inputs
+    return {**inputs, "labels": labels[:, -keep:], "logits_to_keep": keep}
+
+
 def _trainer_class(trust_remote_code: bool):
     from transformers import Trainer
 
@@ -151,6 +173,20 @@ def _trainer_class(trust_remote_code: bool):
             if full is None:
                 return super()._load_best_model()
             self._copy_weights_from(self.state.best_model_checkpoint, full)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self._takes_logits_to_keep():
+                inputs = answer_logits_only(inputs)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+        def _takes_logits_to_keep(self) -> bool:
+            # every family of our table does; a checkpoint's own code may not
+            if not hasattr(self, "_logits_to_keep"):
+                model = self.accelerator.unwrap_model(self.model)
+                base = model.get_base_model() if hasattr(model, "get_base_model") else model
+                self._logits_to_keep = "logits_to_keep" in inspect.signature(base.forward).parameters
+            return self._logits_to_keep
 
     return VLMTrainer
 
@@ -268,8 +304,9 @@ def _training_arguments(cfg: TrainConfig, out: Path, dtype_name: str, evaluate: 
         bf16=dtype_name == "bf16", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
-        # accelerate runs several CPU processes as DDP (gloo) only when told to use the CPU
-        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        # accelerate runs several CPU processes as DDP (gloo) only when told to use the CPU, and the Trainer refuses
+        # bf16 without a GPU unless told so (it then trains in bf16 autocast on the CPU)
+        use_cpu=not torch.cuda.is_available() and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or dtype_name == "bf16"),
     )
 
 
