@@ -1,4 +1,4 @@
-"""The GPU check, as one prepared run on one H100/H200 (<= 8 minutes): writes one JSON with
+"""The GPU check, as one prepared run on one H100/H200 (<= 9 minutes): writes one JSON with
 
 - `eval`: the runner's throughput and peak memory on a random-weight Qwen2.5-VL-3B in bf16 (bench/eval_gpu.py);
 - `train`: the LoRA trainer's throughput and peak memory at growing batch sizes (bench/train_gpu.py);
@@ -6,6 +6,10 @@
   CUDA out-of-memory, and the answers must equal those of an unforced run;
 - `dtype_auto`: what `--dtype auto` picks on this GPU (bf16 expected);
 - `cycles_gpu`: a Cycles render of 8 `clevr` scenes on the GPU (render.device = "gpu"), seconds per scene;
+- `roster`: the study's models at their published size (bench/real_size.py, random weights, bf16) through train
+  (LoRA r=32 on both towers, gradient checkpointing), evaluate (batch 8) and probe on the GPU: seconds per
+  training step, questions per second, peak memory; `--roster-models` chooses them (default: the 3B, which fits
+  the check's time; all five on an H200 with `--roster-models all`);
 plus the command, versions and machine. `bench/gpu_check.sh` runs it; on a CPU, `--smoke` runs every part at
 toy size (tiny model, 1 scene) to check the script itself.
 
@@ -103,6 +107,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--smoke", action="store_true", help="toy sizes on the CPU: checks the script, measures nothing")
+    ap.add_argument("--roster-models", default="Qwen2.5-VL-3B-Instruct",
+                    help="comma-separated names of bench/real_size_configs.py, or 'all'")
+    ap.add_argument("--roster-timeout", type=int, default=300)
     args = ap.parse_args()
     size = ["--size", "tiny", "--device", "cpu"] if args.smoke else []
     result = {"bench": "gpu_check", "smoke": args.smoke}
@@ -110,6 +117,12 @@ def main() -> None:
                                *(["--dtype", "fp32"] if args.smoke else [])], 240)
     result["train"] = _json_of(["bench/train_gpu.py", *size, "--steps", "3" if args.smoke else "8",
                                 "--max-batch", "2" if args.smoke else "16"], 240)
+    roster = [] if args.roster_models == "all" else ["--models", args.roster_models]
+    with tempfile.TemporaryDirectory() as work:
+        result["roster"] = _json_of(["bench/real_size.py", *roster, "--work", work,
+                                     *(["--shrink", "--steps", "1", "--questions", "1"] if args.smoke else
+                                       ["--steps", "8", "--questions", "16", "--eval-batch-size", "8"])],
+                                    args.roster_timeout)
     for name, part in (("oom_halving", lambda: oom_halving(args.smoke)), ("dtype_auto", dtype_auto),
                        ("cycles_gpu", lambda: cycles_gpu(args.smoke))):
         try:

@@ -154,3 +154,14 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_checkpoint, train_questio
         lines = error_lines(output)
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], output
     assert not out.exists()
+
+
+def test_a_training_fold_with_one_label_predicts_that_label():
+    """The shuffled control of a small probe can leave one label in a training fold: its fold is predicted as that
+    label (LinearSVC refuses to fit one class)."""
+    from evaluation.probe_fit import out_of_fold
+
+    labels = np.array(["left", "left", "right", "right"])
+    splits = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
+    predicted, _ = out_of_fold(np.random.default_rng(0).normal(size=(4, 8)), labels, splits)
+    assert predicted.tolist() == ["right", "right", "left", "left"]

@@ -258,3 +258,12 @@ def test_dry_run_shows_the_first_batch_without_loading_weights(tmp_path, tiny_ch
     assert example["labels"] == f"{answer}<|im_end|>\n"
     assert example["text"] in result.output and example["labels"] in result.output
     assert sorted(p.name for p in out.iterdir()) == ["example.json"]
+
+
+def test_bf16_trains_on_a_cpu(tmp_path, tiny_checkpoint, questions):
+    """--dtype bf16 without a GPU trains (bf16 autocast on the CPU): the Trainer refused it unless told use_cpu."""
+    out = tmp_path / "run"
+    stats = train(_config(tiny_checkpoint("qwen2_5_vl"), *questions, out, epochs=1, dtype="bf16",
+                          gradient_checkpointing=True))
+    assert stats["finished"]
+    assert json.loads((out / "train_config.json").read_text())["dtype_resolved"] == "bf16"
