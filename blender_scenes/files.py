@@ -6,8 +6,9 @@ import json
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import InputError
 
@@ -112,3 +113,18 @@ def replace_folder(staging: Path, target: Path) -> None:
     target.rename(old)
     staging.rename(target)
     shutil.rmtree(old)
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A folder written under a temporary name beside `target` (`.NAME.HOST-PID.tmp`) and put in its place whole
+    when the block ends (`replace_folder`); removed if the block fails. What a dead writer left is removed first."""
+    target = Path(target)
+    remove_dead_temporaries(target.parent, prefix=f".{target.name}.")
+    staging = temporary_name(target)
+    try:
+        yield staging
+        replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

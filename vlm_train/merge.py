@@ -4,11 +4,10 @@ inside `merge_adapter`; every input is checked before any weights load, and no c
 unless the user trusts it."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from blender_scenes.errors import InputError
-from blender_scenes.files import remove_dead_temporaries, temporary_name
+from blender_scenes.files import staged_folder
 
 from .checkpoint import check_model, load_processor
 
@@ -35,17 +34,8 @@ def merge_adapter(model: str, adapter: str, out: str | Path, trust_remote_code: 
                                "--adapter" if with_processor else "--model")
     base = AutoModelForImageTextToText.from_pretrained(model, dtype="auto", trust_remote_code=trust_remote_code)
     merged = PeftModel.from_pretrained(base, adapter, trust_remote_code=trust_remote_code).merge_and_unload()
-    # written under a temporary name (`.OUT.HOST-PID.tmp`), then renamed: a killed merge never leaves a folder
-    # that looks complete, and its leftover is removed by the next merge into the same folder
-    remove_dead_temporaries(out.parent, prefix=f".{out.name}.")
-    staging = temporary_name(out)
-    try:
+    # written under a temporary name, then renamed whole: a killed merge never leaves a folder that looks complete
+    with staged_folder(out) as staging:
         merged.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -10,13 +10,12 @@ torch and transformers are imported inside the functions that use them (heavy).
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from blender_scenes.errors import InputError
-from blender_scenes.files import remove_dead_temporaries, temporary_name
+from blender_scenes.files import staged_folder
 from blender_scenes.labels import LABELS
 
 from .families import Family, family_named
@@ -97,19 +96,7 @@ def write_tiny_model(model_type: str, out: str | Path, seed: int = 0, replace: b
     processor = build_processor(family, tokenizer)
     # the processor may add tokens (Idefics3 adds its image tokens); size the embeddings after it
     model = build_tiny_model(family, processor.tokenizer, seed=seed)
-    remove_dead_temporaries(out.parent, prefix=f".{out.name}.")
-    staging = temporary_name(out)
-    try:
+    with staged_folder(out) as staging:   # renamed whole: never a folder that looks complete and is not
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if out.is_dir():
-            old = temporary_name(out.with_name(f"{out.name}.old"))
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
