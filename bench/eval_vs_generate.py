@@ -16,7 +16,7 @@ the runner's `_answer`, timed from outside: the span of `run.json`'s `questions_
 each also per CPU second, the process's wall seconds and peak RSS (`wait4`), and the raw answers, which must be
 identical on both sides (and across runs). One torch thread per side by default, as in `bench/train_vs_trl.py`.
 
-    python bench/eval_vs_generate.py                       # 3 pairs, 24 questions, batch 8 (~8 min on 2 cores)
+    python bench/eval_vs_generate.py                       # 3 pairs, 24 questions, batch 8 (~9-11 min on 2 cores)
     python bench/eval_vs_generate.py --questions 32 --repeat 2 --threads 0
 """
 from __future__ import annotations
