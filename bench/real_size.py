@@ -317,13 +317,15 @@ def train_callbacks(record: dict):
 
         def on_train_begin(self, args, state, control, **kwargs):
             record["rss_before_first_step_gb"] = gb(rss_now())
-            record["step_seconds"] = []
+            record["step_seconds"], record["step_cpu_seconds"] = [], []
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
+            self.started, self.cpu = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
             record["step_seconds"].append(round(time.perf_counter() - self.started, 2))
+            # CPU seconds of this process (all its threads): less sensitive than wall time to other jobs' load
+            record["step_cpu_seconds"].append(round(time.process_time() - self.cpu, 2))
 
         def on_train_end(self, args, state, control, model=None, train_dataloader=None, **kwargs):
             record["rss_after_steps_gb"] = gb(rss_now())
@@ -354,7 +356,8 @@ def phase_train(name: str, model_dir: Path, run: Path, paths: dict, seed: int) -
                                                  "dtype_resolved", "gradient_checkpointing", "lora_modules")},
             "lora_targets": settings["lora_targets"], "trainable_parameters": settings["trainable_parameters"],
             "total_parameters": settings["total_parameters"], "train_steps": len(steps),
-            "seconds_per_step": round(statistics.mean(timed), 2), **record,
+            "seconds_per_step": round(statistics.mean(timed), 2),
+            "cpu_seconds_per_step": round(statistics.mean(record["step_cpu_seconds"][-len(timed):]), 2), **record,
             "train_loss": [e.get("train_loss") for e in stats["epochs"]],
             "wall_seconds": round(time.perf_counter() - started, 1)}
 
@@ -437,6 +440,7 @@ def run_phase(phase: str, name: str, args, log_dir: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     reserve = args.reserve_gb * GIB
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
     lowest = mem_available()
     stopped = None
     with open(log_dir / f"{phase}.log", "w") as log:
@@ -455,8 +459,9 @@ def run_phase(phase: str, name: str, args, log_dir: Path) -> dict:
                 os.kill(proc.pid, signal.SIGKILL)
             time.sleep(0.25)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    out = {"seconds": round(time.perf_counter() - started, 1), "peak_rss_gb": gb(usage.ru_maxrss * 1024),
-           "lowest_available_gb": gb(lowest), "returncode": proc.returncode}
+    out = {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+           "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "peak_rss_gb": gb(usage.ru_maxrss * 1024), "lowest_available_gb": gb(lowest), "returncode": proc.returncode}
     if stopped:
         out["stopped"] = stopped
     if proc.returncode == 0 and result_file.is_file():
@@ -513,6 +518,7 @@ def summary(phases: dict) -> dict:
     peaks = [p["peak_rss_gb"] for p in phases.values() if p.get("peak_rss_gb") is not None]
     return {"trainable_parameters": train.get("trainable_parameters"), "image_tokens": build.get("image_tokens"),
             "train_steps": train.get("train_steps"), "seconds_per_step": train.get("seconds_per_step"),
+            "cpu_seconds_per_step": train.get("cpu_seconds_per_step"),
             "answered": evaluate.get("answered"), "probe_bytes_per_record": probe.get("probe_bytes_per_record"),
             "peak_rss_gb": max(peaks) if peaks else None,
             "peak_rss_gb_by_phase": {k: v.get("peak_rss_gb") for k, v in phases.items()},
