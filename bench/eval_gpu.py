@@ -107,7 +107,7 @@ def main() -> None:
 
     import torch
 
-    from evaluation.runner import batches, generate_answers, greedy_config
+    from evaluation.backends.transformers_backend import batches, generate_answers, greedy_config
 
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     width, height = map(int, args.image_size.lower().split("x"))

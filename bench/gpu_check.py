@@ -50,7 +50,7 @@ def oom_halving(smoke: bool) -> dict:
     """Force one CUDA out-of-memory in the runner's batch and check the halved batches answer the same."""
     import torch
 
-    from evaluation import runner
+    from evaluation.backends import transformers_backend as runner
     from vlm_train.tiny import write_tiny_model
 
     device = "cpu" if smoke else "cuda"
@@ -61,7 +61,7 @@ def oom_halving(smoke: bool) -> dict:
         images = [Image.new("RGB", (64, 64), (40 * i, 0, 0)) for i in range(4)]
         prompts = [f"Where is the red square? {i}" for i in range(4)]
         config = runner.greedy_config(model, processor, 4)
-        plain = runner._generate_fitting(model, processor, prompts, images, config)
+        plain = runner.generate_fitting(model, processor, prompts, images, config)
         calls, real = [], runner.generate_answers
 
         def failing_once(model_, processor_, prompts_, images_, config_):
@@ -72,7 +72,7 @@ def oom_halving(smoke: bool) -> dict:
 
         runner.generate_answers = failing_once
         try:
-            halved = runner._generate_fitting(model, processor, prompts, images, config)
+            halved = runner.generate_fitting(model, processor, prompts, images, config)
         finally:
             runner.generate_answers = real
     return {"batch_sizes_tried": calls, "same_answers": halved == plain, "ok": calls[:3] == [4, 2, 2]}

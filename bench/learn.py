@@ -177,7 +177,7 @@ def accuracy_callback(model_dir: Path, sets: dict[str, Path], results: list, sta
     from blender_scenes.prompts import record_prompt
     from blender_scenes.questions import read_questions, resolve_image
     from evaluation.parse import parse_answer
-    from evaluation.runner import generate_answers, greedy_config, open_image
+    from evaluation.backends.transformers_backend import generate_answers, greedy_config, open_image
 
     chosen = {}
     for name, questions in sets.items():

@@ -55,7 +55,7 @@ def image_side(model_dir: Path, questions: Path, limit: int, seed: int) -> dict:
     from blender_scenes.prompts import chat_text, record_prompt
     from blender_scenes.questions import read_questions, resolve_image
     from evaluation.probe_fit import fit_probes
-    from evaluation.runner import open_image
+    from evaluation.backends.transformers_backend import open_image
 
     processor = AutoProcessor.from_pretrained(model_dir)
     processor.tokenizer.padding_side = "left"

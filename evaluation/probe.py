@@ -25,9 +25,12 @@ from blender_scenes.files import atomic_write_bytes, atomic_write_json, atomic_w
 from blender_scenes.prompts import chat_text, record_prompt
 from blender_scenes.questions import QuestionRecord
 
+from .backends.transformers_backend import (batches, check_model_source, check_prompts, load_model,
+                                           load_run_processor, open_image, rank_device)
+from .parallel import Part, barrier, leave, this_part
 from .probe_fit import CI_METHOD, check_folds, fit_probes
-from .runner import (RunSettings, batches, check_model_source, check_prompts, load_model, load_run_processor,
-                     load_run_questions, open_image, run_record)
+from .rundir import shard_name
+from .runner import RunSettings, load_run_questions, run_record
 
 PROBE, FIGURE, CACHE = "probe.json", "probe.png", "hidden_states.npz"
 # settings that change the hidden states; the cache is reused only when all of them match
@@ -105,10 +108,11 @@ def compute_hidden_states(settings: ProbeSettings, items, key: dict[str, Any], p
     from vlm_train.checkpoint import pick_device, resolve_dtype
 
     config = check_model_source(settings.model, settings.adapter, settings.trust_remote_code)
-    device = pick_device(settings.device)
-    dtype_name, dtype = resolve_dtype(settings.dtype, device)
+    device = rank_device(pick_device(settings.device))
+    dtype_name, dtype = resolve_dtype(settings.dtype, device.split(":")[0])
     processor = load_run_processor(settings.model, settings.adapter, settings.trust_remote_code)
-    check_prompts(processor, config, items, settings)   # before the weights load
+    check_prompts(processor, config, [(f"{settings.questions}: question {r.id!r}", record_prompt(r)) for r, _ in items],
+                  settings.model)   # before the weights load
     model, processor = load_model(settings.model, settings.adapter, device, dtype, settings.trust_remote_code,
                                   processor)
     chunks = []
@@ -119,9 +123,34 @@ def compute_hidden_states(settings: ProbeSettings, items, key: dict[str, Any], p
             bar.update(len(batch))
     config = model.config
     info = {"model_type": config.model_type, "decoder_layers": config.get_text_config().num_hidden_layers,
-            "device": device, "dtype": dtype_name}
+            "device": device.split(":")[0], "dtype": dtype_name}
     return HiddenStates(features=np.concatenate(chunks), labels=[r.answer for r, _ in items],
                         ids=[r.id for r, _ in items], key=key, info=info)
+
+
+def gather_hidden_states(settings: ProbeSettings, items, key: dict[str, Any], part: Part,
+                         progress: bool) -> HiddenStates | None:
+    """This rank's records (every N-th from its rank on) to a part file; rank 0 waits for every rank's, puts the
+    rows back in record order and returns the whole (other ranks return None). With --batch-size 1 the states
+    are those of one process bit for bit; in batches, padding to another batch's longest prompt can move them
+    by float rounding."""
+    mine = compute_hidden_states(settings, items[part.k::part.n], key, progress and part.k == 0)
+    write_cache(out_part(settings, part.k, part.n), mine)
+    barrier(part)
+    if part.k != 0:
+        return None
+    pieces = [np.load(out_part(settings, k, part.n), allow_pickle=False)["features"] for k in range(part.n)]
+    features = np.empty((len(items), *mine.features.shape[1:]), dtype=mine.features.dtype)
+    for k, piece in enumerate(pieces):
+        features[k::part.n] = piece
+    for k in range(part.n):
+        out_part(settings, k, part.n).unlink()
+    return HiddenStates(features=features, labels=[r.answer for r, _ in items], ids=[r.id for r, _ in items],
+                        key=key, info=mine.info)
+
+
+def out_part(settings: ProbeSettings, k: int, n: int) -> Path:
+    return Path(settings.out) / f"hidden_states.{shard_name(k, n)}.npz"
 
 
 def last_token_states(model, processor, prompts: list[str], images: list) -> np.ndarray:
@@ -140,16 +169,27 @@ def last_token_states(model, processor, prompts: list[str], images: list) -> np.
 
 # --- the probe ---------------------------------------------------------------------------------------------
 
-def run_probe(settings: ProbeSettings, progress: bool = True) -> dict[str, Any]:
-    """Hidden states (cached in `out`), a probe per layer, probe.json and probe.png; returns probe.json."""
+def run_probe(settings: ProbeSettings, progress: bool = True) -> dict[str, Any] | None:
+    """Hidden states (cached in `out`), a probe per layer, probe.json and probe.png; returns probe.json. Under
+    torchrun each rank computes the hidden states of every N-th record and rank 0 gathers them, fits and
+    writes (the other ranks return None)."""
     items = probe_questions(settings)
+    part = this_part(None)
     out = Path(settings.out)
     key = cache_key(settings)
     states = read_cache(out / CACHE, key, items)
     reused = states is not None
-    if states is None:
-        states = compute_hidden_states(settings, items, key, progress)
-        write_cache(out / CACHE, states)
+    try:
+        if states is None:
+            states = (gather_hidden_states(settings, items, key, part, progress) if part.distributed
+                      else compute_hidden_states(settings, items, key, progress))
+            if states is None:
+                return None
+            write_cache(out / CACHE, states)
+        elif part.k != 0:
+            return None
+    finally:
+        leave(part)
     fit = fit_probes(states.features, states.labels, settings.folds, settings.seed)
     result = {"task": settings.task, "n": len(states.labels), "chance": round(fit.chance, 4),
               "layers": [s.as_json() for s in fit.layers], "control": [s.as_json() for s in fit.control],

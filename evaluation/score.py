@@ -117,7 +117,8 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
 
     tasks = run_metrics(rows, by_id, bootstrap, seed)
     correct = sum(row["correct"] for row in rows)
-    unparseable = [row for row in rows if row["parsed"] is None]
+    failed = [row for row in rows if row.get("error") is not None]
+    unparseable = [row for row in rows if row["parsed"] is None and row.get("error") is None]
     run_info = read_run_info(run_dir / RUN)
     metrics = {
         "run": run_info,
@@ -130,6 +131,9 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
         "accuracy": correct / len(rows) if rows else None,
         "unparseable": len(unparseable),
         "unparseable_examples": [{"id": r["id"], "raw": r["raw"]} for r in unparseable[:UNPARSEABLE_EXAMPLES]],
+        # questions whose request failed after its retries: kept as rows, counted wrong, retried by a re-run
+        "errors": len(failed),
+        "error_examples": [{"id": r["id"], "error": r["error"]} for r in failed[:UNPARSEABLE_EXAMPLES]],
         "tasks": tasks,
         "heatmaps": {},
     }

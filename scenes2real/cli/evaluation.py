@@ -10,6 +10,9 @@ from blender_scenes.labels import RELATION_TASKS, TASKS
 
 from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
 
+# the names of evaluation.backends.BACKENDS (a test says so), without importing the backends here
+BACKEND_NAMES = ("transformers", "openai")
+
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 # COCO boxes answer the area tasks and the 2D relations; depth needs a depth pass (refused with its reason).
 # The same tuple as evaluation.coco.COCO_TASKS (a test says so), without importing pycocotools here.
@@ -70,13 +73,20 @@ def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_
 @click.option("--seed", type=int, default=0, show_default=True)
 @writes("run_dir")
 def score_cmd(run_dir, questions_path, bootstrap, seed):
-    """Re-parse a run's answers with the current parser; write metrics.json and heatmaps."""
+    """Re-parse a run's answers with the current parser; write metrics.json and heatmaps. The shards of a job
+    array (evaluate --shard) are merged into predictions.jsonl first."""
+    from blender_scenes.questions import read_questions
+    from evaluation.rundir import merge_run
     from evaluation.score import score_run
 
+    merged = merge_run(run_dir, [record.id for record in read_questions(questions_path)])
+    if merged["shards"]:
+        click.echo(f"merged {len(merged['shards'])} shard files into {run_dir}/predictions.jsonl "
+                   f"({merged['rows']} rows, {merged.get('missing', 0)} questions missing)", err=True)
     metrics = score_run(run_dir, questions_path, bootstrap=bootstrap, seed=seed)
     click.echo(json.dumps({
         "run_dir": metrics["run_dir"], "n_predictions": metrics["n_predictions"], "missing": metrics["missing"],
-        "accuracy": metrics["accuracy"], "unparseable": metrics["unparseable"],
+        "errors": metrics["errors"], "accuracy": metrics["accuracy"], "unparseable": metrics["unparseable"],
         "tasks": {t: {k: r[k] for k in ("n", "accuracy", "accuracy_ci95", "macro_f1", "unparseable_rate")}
                   for t, r in metrics["tasks"].items()},
     }, indent=2))
@@ -95,34 +105,83 @@ def compare_cmd(run_dirs, out_dir):
     click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
 
 
+def evaluation_shard_job(kwargs) -> str | None:
+    """The lock's job key that the tasks of one job array share: same settings that change the answers, same
+    shard count (a task of another array, or a plain run, is another writer)."""
+    import hashlib
+
+    from blender_scenes.batch import parse_shard
+
+    n = parse_shard(kwargs.get("shard"))[1]
+    if n == 1:
+        return None
+    keys = ("model", "adapter", "questions_path", "backend", "base_url", "max_new_tokens", "limit", "dtype")
+    digest = hashlib.sha256(json.dumps([str(kwargs.get(k)) for k in keys]).encode()).hexdigest()[:16]
+    return f"evaluate-shards:{digest}:{n}"
+
+
 @click.command("evaluate")
 @click.option("--model", required=True,
-              help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText).")
+              help="A checkpoint folder or a Hugging Face model id (any AutoModelForImageTextToText); with "
+                   "--backend openai, the model name the server serves.")
 @click.option("--adapter", type=click.Path(file_okay=False), default=None,
-              help="A peft (LoRA) adapter folder to apply.")
+              help="A peft (LoRA) adapter folder to apply (transformers backend).")
 @click.option("--questions", "questions_path", required=True, type=click.Path(dir_okay=False),
               help="Question file (.jsonl question records).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run folder: predictions.jsonl, run.json, metrics.json (an existing one is resumed).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--max-new-tokens", type=int, default=16, show_default=True)
-@click.option("--limit", type=int, default=None, help="Answer only the first N questions.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKEND_NAMES), default="transformers", show_default=True,
+              help="transformers: the model in this process; openai: any OpenAI-compatible server (vLLM, SGLang, "
+                   "lmdeploy, transformers serve, hosted APIs) at --base-url.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Questions per generate call (transformers backend).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Longest answer, in tokens (max_tokens of a server request).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Answer only the first N questions.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Transformers backend; under torchrun each rank takes the GPU of its LOCAL_RANK.")
 @dtype_option
 @trust_remote_code_option
 @max_image_pixels_option
-@writes("out")
-def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens, limit, device, dtype,
-                 trust_remote_code, max_image_pixels):
-    """Answer a question file with a VLM (greedy, batched), resume after a kill, then score the run."""
+@click.option("--base-url", default=None, help="openai backend: the server's API root, e.g. http://localhost:8000/v1.")
+@click.option("--api-key-env", metavar="VAR", default=None,
+              help="openai backend: the environment variable holding the key (run.json records the name only).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="openai backend: requests in flight.")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              help="openai backend: seconds per request attempt.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
+              help="openai backend: retries of a request after 408/429/5xx, a timeout or a dropped connection, "
+                   "with exponential backoff; then the question is an error row (a re-run retries it).")
+@click.option("--shard", metavar="K/N", default=None,
+              help="One task of a job array: answer the questions at positions K, K+N, ... into shards/; "
+                   "`scenes2real score OUT --questions Q` merges the shards when all have ended.")
+@writes("out", job=evaluation_shard_job)
+def evaluate_cmd(model, adapter, questions_path, out, backend, batch_size, max_new_tokens, limit, device, dtype,
+                 trust_remote_code, max_image_pixels, base_url, api_key_env, concurrency, request_timeout,
+                 max_retries, shard):
+    """Answer a question file with a VLM (greedy), resume after a kill, then score the run.
+
+    In one process, as the ranks of `torchrun --nproc_per_node N -m scenes2real evaluate ...` (each answers
+    its share, rank 0 merges and scores), or as one shard of a job array (--shard)."""
     from evaluation.runner import RunSettings, run_evaluation
 
     settings = RunSettings(model=model, adapter=adapter, questions=questions_path, out=out, batch_size=batch_size,
                            max_new_tokens=max_new_tokens, limit=limit, device=device, dtype=dtype,
-                           trust_remote_code=trust_remote_code, max_image_pixels=max_image_pixels)
+                           trust_remote_code=trust_remote_code, max_image_pixels=max_image_pixels, backend=backend,
+                           base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+                           request_timeout=request_timeout, max_retries=max_retries, shard=shard)
     metrics = run_evaluation(settings)
-    click.echo(json.dumps({k: metrics[k] for k in ("run_dir", "n_predictions", "missing", "correct", "accuracy",
-                                                    "unparseable")}, indent=2))
+    if metrics is None:
+        if shard:
+            click.echo(f"shard {shard} done in {out}/shards; when every shard is, run: scenes2real score {out} "
+                       f"--questions {questions_path}")
+        return
+    click.echo(json.dumps({k: metrics[k] for k in ("run_dir", "n_predictions", "missing", "errors", "correct",
+                                                    "accuracy", "unparseable")}, indent=2))
+    if metrics["errors"]:
+        click.echo(f"note: {metrics['errors']} questions failed after their retries (rows with 'error', counted "
+                   f"wrong); run the same command again to retry them", err=True)
 
 
 @click.command("probe")
@@ -149,7 +208,10 @@ def evaluate_cmd(model, adapter, questions_path, out, batch_size, max_new_tokens
 def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, limit, folds, seed, batch_size,
               device, dtype, trust_remote_code, max_image_pixels):
     """Where the answer becomes linearly decodable: a linear probe per layer of the language model, on the
-    hidden state of the final prompt token; or, with --compare, several probe folders on one figure."""
+    hidden state of the final prompt token; or, with --compare, several probe folders on one figure.
+
+    Under `torchrun --nproc_per_node N -m scenes2real probe ...` each rank computes the hidden states of its
+    share of the records and rank 0 fits."""
     from blender_scenes.errors import InputError
 
     if compare:
@@ -169,6 +231,8 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
                                      limit=limit, folds=folds, seed=seed, batch_size=batch_size, device=device,
                                      dtype=dtype, trust_remote_code=trust_remote_code,
                                      max_image_pixels=max_image_pixels))
+    if result is None:   # a torchrun rank other than 0: rank 0 fits and writes
+        return
     best = max(result["layers"], key=lambda s: s["accuracy"])
     click.echo(json.dumps({k: result[k] for k in ("task", "n", "chance", "hidden_states")}
                           | {"best_layer": best["layer"], "best_accuracy": best["accuracy"],

@@ -37,9 +37,9 @@ dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto"
                             help="auto: bf16 on a GPU that has it, else fp32.")
 
 
-def writes(param: str):
+def writes(param: str, job=None):
     """Hold the output lock (`blender_scenes.lock`) on the path given as `param` while the command runs; the
-    ranks of one torchrun / accelerate job share it."""
+    ranks of one torchrun / accelerate job share it, and so do the processes `job(kwargs)` gives one key."""
     def decorate(command):
         @functools.wraps(command)
         def locked(*args, **kwargs):
@@ -48,7 +48,8 @@ def writes(param: str):
             target = kwargs.get(param)
             if target is None:
                 return command(*args, **kwargs)
-            with output_lock(target, command_line(), job=distributed_job()):
+            key = (job(kwargs) if job else None) or distributed_job()
+            with output_lock(target, command_line(), job=key):
                 return command(*args, **kwargs)
         return locked
     return decorate
