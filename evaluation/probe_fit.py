@@ -84,7 +84,10 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, splits) -> tuple[np.ndarray, int]:
         if len(set(y[train])) == 1:   # the shuffled control can leave one label in a small training fold
             predicted[test] = y[train][0]
             continue
-        probe = make_pipeline(StandardScaler(), LinearSVC(C=1, class_weight="balanced", max_iter=10000))
+        # liblinear visits the samples in a random order: seeded, so that the same states give the same probe
+        # (an unseeded order changed the predictions where classes tie, e.g. at layer 0, one token's embedding)
+        probe = make_pipeline(StandardScaler(), LinearSVC(C=1, class_weight="balanced", max_iter=10000,
+                                                          random_state=0))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             probe.fit(x[train], y[train])

@@ -156,7 +156,7 @@ def merge_run(run_dir: str | Path, ids: list[str]) -> dict:
     run = read_run_info(run_dir / RUN) or {}
     if infos:
         parts = [read_json(path, "a shard's settings") for path in infos]
-        run = {**{k: v for k, v in parts[-1].items() if k not in _PART_KEYS}, **run}
+        run = {k: v for k, v in {**parts[-1], **run}.items() if k not in _PART_KEYS}   # the parts say these
         run["parts"] = {path.name.removesuffix(".run.json"): {k: part.get(k) for k in _PART_KEYS if k in part}
                         for path, part in zip(infos, parts)}
         run["answered_now"] = sum(part.get("answered_now") or 0 for part in parts)

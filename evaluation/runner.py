@@ -206,9 +206,16 @@ def run_evaluation(settings: RunSettings, progress: bool = True) -> dict | None:
     check_resumable(info, out)
     own = out / PREDICTIONS if part.whole else out / SHARDS / f"{shard_name(part.k, part.n)}.jsonl"
     status_file = out / RUN if part.whole else own.with_name(f"{shard_name(part.k, part.n)}.run.json")
-    done = answered_ids(out, own)
-    barrier(part)   # torchrun: every rank has read what is done before any rank writes
     try:
+        # torchrun's ranks meet three times: the settings checked, then the parts of a killed data-parallel run
+        # folded into predictions.jsonl (by the merging process), then what is done read by every rank, so that
+        # no rank reads a file another is changing and all split the same remaining questions
+        barrier(part)
+        if part.merges and shard_files(out):
+            merge_run(out, [record.id for record, _ in items])
+        barrier(part)
+        done = answered_ids(out, own)
+        barrier(part)
         if part.distributed:   # the remaining questions, split evenly by rank
             mine = [item for item in items if item[0].id not in done][part.k::part.n]
             already = 0
@@ -252,19 +259,21 @@ def _answer(backend, todo: list[Question], rows_file: Path, already: int, progre
     synced = time.monotonic()
     bar = tqdm(total=already + len(todo), initial=already, unit="q", desc="evaluate", disable=not progress,
                dynamic_ncols=True)
-    with rows_file.open("a", encoding="utf-8") as fh:
-        for answers in backend.answer(todo):
-            fh.write("".join(json.dumps(prediction_row(a.question.record, a.raw,
-                                                       **({"error": a.error} if a.error else {})),
-                                        ensure_ascii=False) + "\n" for a in answers))
-            fh.flush()
-            if time.monotonic() - synced > _SYNC_SECONDS:
-                os.fsync(fh.fileno())
-                synced = time.monotonic()
-            errors += sum(a.error is not None for a in answers)
-            bar.update(len(answers))
-            if errors:
-                bar.set_postfix(errors=errors)
-        os.fsync(fh.fileno())
-    bar.close()
+    try:
+        with rows_file.open("a", encoding="utf-8") as fh:
+            for answers in backend.answer(todo):
+                fh.write("".join(json.dumps(prediction_row(a.question.record, a.raw,
+                                                           **({"error": a.error} if a.error else {})),
+                                            ensure_ascii=False) + "\n" for a in answers))
+                fh.flush()
+                if time.monotonic() - synced > _SYNC_SECONDS:
+                    os.fsync(fh.fileno())
+                    synced = time.monotonic()
+                errors += sum(a.error is not None for a in answers)
+                bar.update(len(answers))
+                if errors:
+                    bar.set_postfix(errors=errors)
+            os.fsync(fh.fileno())
+    finally:   # an error's line then stands alone, after the bar
+        bar.close()
     return errors

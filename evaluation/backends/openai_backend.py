@@ -8,7 +8,7 @@ the local backend does. The `openai` client retries 408, 409, 429, 5xx, timeouts
 exponential backoff (honouring Retry-After), `--max-retries` times; a question that still fails becomes an
 error row (kept, counted, retried by the next run). Every other refusal (401/403 key, 404 model, a 4xx that
 names the request's problem) stops the run with one line: no retry can fix it. Requests run `--concurrency` at
-a time in threads (the client's connection pool is shared and thread-safe).
+a time in daemon threads (the client's connection pool is shared and thread-safe).
 
 The key comes from the environment variable `--api-key-env` names; run.json records that name, never the key.
 """
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import os
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+import queue
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,7 +66,7 @@ class OpenAIBackend:
         import openai
 
         s = self.settings
-        return {"server": s.base_url, "served_model": self.listed, "versions": {"openai": openai.__version__},
+        return {"served_model": self.listed, "versions": {"openai": openai.__version__},
                 "client": {"concurrency": s.concurrency, "request_timeout": s.request_timeout,
                            "max_retries": s.max_retries, "api_key_env": s.api_key_env},
                 "generation": {"temperature": 0, "max_tokens": s.max_new_tokens}}
@@ -73,21 +74,41 @@ class OpenAIBackend:
     # --- the questions -----------------------------------------------------------------------------------
 
     def answer(self, todo: list[Question]) -> Iterator[list[Answer]]:
-        pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="request")
-        pending = set()
-        queue = iter(todo)
+        """`--concurrency` daemon threads take questions from a queue: a fatal answer or a signal ends the run at
+        once, without waiting for the requests still in flight (they would hold the exit for up to their
+        timeout times their retries)."""
+        questions: queue.SimpleQueue = queue.SimpleQueue()
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        for question in todo:
+            questions.put(question)
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                try:
+                    question = questions.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results.put(self.ask(question))
+                except BaseException as err:   # handed to the main thread, which stops the run
+                    results.put(err)
+
+        for index in range(min(self.settings.concurrency, len(todo))):
+            threading.Thread(target=work, name=f"request-{index}", daemon=True).start()
+        received = 0
         try:
-            for question in queue:   # at most `concurrency` requests in flight, refilled as each returns
-                pending.add(pool.submit(self.ask, question))
-                if len(pending) < self.settings.concurrency:
-                    continue
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield [f.result() for f in finished]
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield [f.result() for f in finished]
-        finally:   # a fatal answer, a signal: drop what has not started; requests in flight end by their timeout
-            pool.shutdown(wait=False, cancel_futures=True)
+            while received < len(todo):
+                ready = [results.get()]
+                while not results.empty():   # write what is ready together
+                    ready.append(results.get())
+                received += len(ready)
+                for item in ready:
+                    if isinstance(item, BaseException):
+                        raise item
+                yield ready
+        finally:
+            stop.set()
 
     def ask(self, question: Question) -> Answer:
         import openai
