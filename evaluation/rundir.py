@@ -156,11 +156,16 @@ def merge_run(run_dir: str | Path, ids: list[str]) -> dict:
     run = read_run_info(run_dir / RUN) or {}
     if infos:
         parts = [read_json(path, "a shard's settings") for path in infos]
-        run = {k: v for k, v in {**parts[-1], **run}.items() if k not in _PART_KEYS}   # the parts say these
-        run["parts"] = {path.name.removesuffix(".run.json"): {k: part.get(k) for k in _PART_KEYS if k in part}
-                        for path, part in zip(infos, parts)}
-        run["answered_now"] = sum(part.get("answered_now") or 0 for part in parts)
-        run["wall_seconds"] = max((part.get("wall_seconds") or 0 for part in parts), default=0)
+        for part in parts:   # merged under the run's lock, so no part still runs: one that says so was killed
+            if part.get("status") == "running":
+                part["status"] = "killed"
+        run = {k: v for k, v in {**parts[-1], **run}.items() if k not in _PART_KEYS or k == "parts"}
+        # parts merged by an earlier `score` (an array resubmitted in pieces) stay listed, each under its name
+        run["parts"] = {**(run.get("parts") or {}),
+                        **{path.name.removesuffix(".run.json"): {k: part.get(k) for k in _PART_KEYS if k in part}
+                           for path, part in zip(infos, parts)}}
+        run["answered_now"] = sum(part.get("answered_now") or 0 for part in run["parts"].values())
+        run["wall_seconds"] = max((part.get("wall_seconds") or 0 for part in run["parts"].values()), default=0)
     summary = {"rows": len(merged), "shards": [path.name for path in files]}
     if run:
         limit = run.get("limit")

@@ -88,7 +88,9 @@ def reference(tmp_path_factory, tiny_checkpoint, questions) -> tuple[Path, Path]
     """(model, run folder) of one process answering every question."""
     model = tiny_checkpoint("qwen2_5_vl")
     run = tmp_path_factory.mktemp("one") / "run"
-    run_cli("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2)
+    # in its own process with one thread, as torchrun gives each rank (tiny matrices: more threads only wait)
+    ok("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2,
+       env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     assert [r["id"] for r in rows(run)] == ids(questions)
     assert len({r["raw"] for r in rows(run)}) > 1, "answers do not depend on the input"
     return model, run
@@ -147,7 +149,9 @@ def test_a_killed_two_rank_run_resumes_with_one_process_and_with_three_ranks(tmp
     finished(torchrun(3, *args[:6], again, *args[7:]))   # three ranks split what two left
     assert rows(again) == rows(one)
     info = json.loads((again / "run.json").read_text())
-    assert info["status"] == "complete" and sorted(info["parts"]) == ["0-of-3", "1-of-3", "2-of-3"]
+    # every part that wrote rows is listed: the killed ones say so
+    assert info["status"] == "complete" and sorted(info["parts"]) == ["0-of-2", "0-of-3", "1-of-2", "1-of-3", "2-of-3"]
+    assert info["parts"]["0-of-2"]["status"] == "killed" and info["parts"]["2-of-3"]["status"] == "complete"
     assert info["answered_now"] == N_QUESTIONS - answered
 
 
@@ -167,22 +171,24 @@ def test_torchrun_probe_equals_one_process(tmp_path, reference, questions):
 def test_job_array_shards_merged_by_score_equal_one_process(tmp_path, reference, questions):
     model, one = reference
     run = tmp_path / "array"
-    args = ("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2)
+    limit = 30   # the first 30 questions: enough for 3 shards, a third of the time
+    args = ("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2, "--limit", limit)
     for k in range(3):
         assert f"shard {k}/3 done" in run_cli(*args, "--shard", f"{k}/3")
     assert not (run / "predictions.jsonl").exists() and not (run / "metrics.json").exists()
     shard_rows = [json.loads(line) for k in range(3) for line in (run / "shards" / f"{k}-of-3.jsonl").open()]
-    assert sorted(r["id"] for r in shard_rows) == ids(questions)
+    assert sorted(r["id"] for r in shard_rows) == ids(questions)[:limit]
     # shard 1 was killed while writing its last row: that row is cut, and the task is run again
     shard = run / "shards" / "1-of-3.jsonl"
     shard.write_text(shard.read_text()[:-25])
     assert "shard 1/3 done" in run_cli(*args, "--shard", "1/3")
     run_cli("score", run, "--questions", questions)
-    assert rows(run) == rows(one)
+    assert rows(run) == rows(one)[:limit]
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "complete" and sorted(info["parts"]) == ["0-of-3", "1-of-3", "2-of-3"]
-    assert not (run / "shards").exists()
-    assert json.loads((run / "metrics.json").read_text())["tasks"] == json.loads((one / "metrics.json").read_text())["tasks"]
+    assert info["status"] == "complete" and info["missing"] == 0 and info["answered_now"] == 10 + 1 + 10   # shard 1's second run answered one
+    assert sorted(info["parts"]) == ["0-of-3", "1-of-3", "2-of-3"] and not (run / "shards").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["correct"] == sum(r["correct"] for r in rows(one)[:limit]) and metrics["errors"] == 0
 
 
 def test_a_shard_resumed_with_other_settings_is_refused(tmp_path, reference, questions):
@@ -198,7 +204,7 @@ def test_a_shard_resumed_with_other_settings_is_refused(tmp_path, reference, que
 def test_shards_of_one_array_share_the_run_folder_and_other_writers_wait(tmp_path, reference, questions):
     model, _ = reference
     run = tmp_path / "array"
-    args = ("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2)
+    args = ("evaluate", "--model", model, "--questions", questions, "--out", run, "--batch-size", 2, "--limit", 12)
     first = cli(*args, "--shard", "0/2")
     with holding(first, run):
         assert "in use by another writer" in refused(*args)                          # a plain run
@@ -207,4 +213,4 @@ def test_shards_of_one_array_share_the_run_folder_and_other_writers_wait(tmp_pat
         ok(*args, "--shard", "1/2")                                                 # the same array's task
     assert first.wait(300) == 0, first.communicate()[0]
     ok("score", run, "--questions", questions)
-    assert [r["id"] for r in rows(run)] == ids(questions)
+    assert [r["id"] for r in rows(run)] == ids(questions)[:12]

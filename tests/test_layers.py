@@ -15,7 +15,9 @@ ALLOWED = {"blender_scenes": set(), "evaluation": {"vlm_train", "blender_scenes"
 PURE = ["blender_scenes.plan", "blender_scenes.labels", "blender_scenes.questions", "blender_scenes.config",
         "blender_scenes.annotate", "blender_scenes.audit.run", "blender_scenes.dataset", "blender_scenes.cocofile",
         "blender_scenes.prompts", "evaluation.parse", "evaluation.coco", "evaluation.metrics", "evaluation.score",
-        "evaluation.report", "vlm_train.export"]
+        "evaluation.report", "vlm_train.export",
+        # `evaluate --backend openai` needs no torch: a client of a server runs with the `openai` extra alone
+        "evaluation.runner", "evaluation.parallel", "evaluation.backends.openai_backend"]
 
 
 def module_name(path: Path) -> str:

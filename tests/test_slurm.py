@@ -1,11 +1,15 @@
 """docs/slurm on a real Slurm: a single-node cluster (munged, slurmctld, slurmd) started here in a tmp
 dir runs render-array.sbatch as an array of 3 shards writing into one folder, then merge.sbatch as a
-dependent job; the result is byte-identical to one uninterrupted render.
+dependent job; the result is byte-identical to one uninterrupted render. Likewise evaluate-array.sbatch
+answers a question file as 3 shards of one run folder and score.sbatch merges and scores them: the same
+predictions as one `scenes2real evaluate`, also when a task is missing and resubmitted alone (SHARDS=3).
 
 Needs root and the Debian packages slurm-wlm and munge (skipped without them); installs nothing."""
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -198,14 +202,30 @@ def slurm(tmp_path_factory):
             shutil.rmtree(sock_dir, ignore_errors=True)
 
 
+def _job_env(cluster: Cluster, **extra: str) -> dict:
+    """The environment of the commands and jobs: the code under test, run as SCENES2REAL."""
+    return {**cluster.env, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "SCENES2REAL": f"{sys.executable} -m scenes2real", **extra}
+
+
+def _submit(cluster: Cluster, *args, env: dict, cwd: Path) -> str:
+    """`sbatch --parsable ARGS`; the job id."""
+    sub = cluster.run("sbatch", "--parsable", *map(str, args), env=env, cwd=cwd)
+    assert sub.returncode == 0, sub.stderr
+    return sub.stdout.strip().split(";")[0]
+
+
+def _job_logs(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob("*.out"))}
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_render_array_matches_one_run(slurm, tmp_path):
     t0 = time.perf_counter()
-    env = {**slurm.env, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-           "SCENES2REAL": f"{sys.executable} -m scenes2real"}
+    env = _job_env(slurm)
     one = subprocess.run([sys.executable, "-m", "scenes2real", "render", "--preset", "demo", "--out",
                           str(tmp_path / "one"), "--quiet"], env=env, cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)
@@ -253,3 +273,118 @@ def test_render_array_matches_one_run(slurm, tmp_path):
     print(f"\nslurm: {len(want)} files identical; one run {t_one:.1f} s; array tasks started at "
           f"{', '.join(starts[k] for k in range(SHARDS))}; starting Slurm {t0 - slurm.t0:.1f} s, "
           f"test {time.perf_counter() - t0:.1f} s, whole {time.perf_counter() - slurm.t0:.1f} s")
+
+
+DESCRIPTIONS = ["red star", "blue circle", "green square", "yellow triangle", "dog", "car"]
+N_QUESTIONS = 9
+
+
+@pytest.fixture
+def questions(tmp_path) -> Path:
+    """A dataset folder with 6 small PNGs (different sizes and colours) and questions/test.jsonl: 9 questions."""
+    from PIL import Image
+
+    from blender_scenes.labels import LABELS
+    from blender_scenes.questions import options_with_answer, question_text
+
+    root = tmp_path / "dataset"
+    (root / "images" / "test").mkdir(parents=True)
+    rng = random.Random(0)
+    rows = []
+    for i in range(N_QUESTIONS):
+        if i < len(DESCRIPTIONS):
+            width, height = 64 + 32 * i, 224 - 24 * i
+            image = Image.new("RGB", (width, height), (40 * i, 255 - 40 * i, 128))
+            image.paste((255, 0, 0), (i * 8, i * 4, i * 8 + 20, i * 4 + 20))
+            image.save(root / "images" / "test" / f"{i:03d}.png")
+        task = ("area9", "horizontal", "vertical")[i % 3]
+        answer = rng.choice(LABELS[task])
+        rows.append({"id": f"q{i}", "image": f"images/test/{i % len(DESCRIPTIONS):03d}.png", "task": task,
+                     "question": question_text(DESCRIPTIONS[i % len(DESCRIPTIONS)]),
+                     "options": options_with_answer(task, answer, rng.randrange(len(LABELS[task])), rng),
+                     "answer": answer, "source": "synthetic", "split": "test"})
+    (root / "questions").mkdir()
+    path = root / "questions" / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_evaluate_array_matches_one_run(slurm, tmp_path, questions, tiny_checkpoint):
+    model = tiny_checkpoint("qwen2_5_vl")
+    t0 = time.perf_counter()
+    env = _job_env(slurm, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    options = ("--batch-size", "2", "--max-new-tokens", "6")
+    one = subprocess.run([sys.executable, "-m", "scenes2real", "evaluate", "--model", str(model), "--questions",
+                          str(questions), "--out", str(tmp_path / "one"), *options], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    want = _rows(tmp_path / "one")
+    ids = [json.loads(line)["id"] for line in questions.read_text().splitlines()]
+    assert [r["id"] for r in want] == ids and len({r["raw"] for r in want}) > 1, "answers do not depend on the input"
+    t_one = time.perf_counter() - t0
+
+    logs, run = tmp_path / "logs", tmp_path / "array"
+    logs.mkdir()
+    array_id = _submit(slurm, f"--array=0-{SHARDS - 1}", "--cpus-per-task=1", f"--output={logs}/evaluate-%A_%a.out",
+                       SLURM_DOCS / "evaluate-array.sbatch", model, questions, run, *options, env=env, cwd=tmp_path)
+    score_id = _submit(slurm, f"--dependency=afterok:{array_id}", f"--output={logs}/score-%j.out",
+                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
+    array_states, score_states = slurm.wait(array_id), slurm.wait(score_id)
+    job_logs = _job_logs(logs)
+    shown = "".join(f"\n--- {name}\n{text}" for name, text in job_logs.items())
+    assert array_states == {str(k): "COMPLETED" for k in range(SHARDS)}, f"array: {array_states}{shown}"
+    assert score_states == {score_id: "COMPLETED"}, f"score: {score_states}{shown}{slurm.logs()}"
+    for k in range(SHARDS):
+        text = job_logs.get(f"evaluate-{array_id}_{k}.out", "")
+        assert f"shard {k}/{SHARDS} of " in text and f"shard {k}/{SHARDS} done in " in text, f"task {k}: {text!r}"
+
+    # the merged run is one process's: same ids once each in question order, same raw answers, same scores
+    assert _rows(run) == want
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["missing"] == 0 and info["errors"] == 0, info
+    assert {name: part["answered_now"] for name, part in info["parts"].items()} == \
+        {f"{k}-of-{SHARDS}": N_QUESTIONS // SHARDS for k in range(SHARDS)}
+    metrics, metrics_one = (json.loads((r / "metrics.json").read_text()) for r in (run, tmp_path / "one"))
+    assert metrics["n_predictions"] == N_QUESTIONS and metrics["tasks"] == metrics_one["tasks"]
+    assert not (run / "shards").exists()
+    t_array = time.perf_counter() - t0 - t_one
+
+    # a task that never ran: score.sbatch fails on the incomplete run; task 1 resubmitted alone (SHARDS=3)
+    # answers its questions, and scoring again completes the run
+    logs, run = tmp_path / "logs-resubmit", tmp_path / "resubmit"
+    logs.mkdir()
+    first_id = _submit(slurm, "--array=0,2", "--cpus-per-task=1", f"--export=ALL,SHARDS={SHARDS}",
+                       f"--output={logs}/evaluate-%A_%a.out", SLURM_DOCS / "evaluate-array.sbatch", model,
+                       questions, run, *options, env=env, cwd=tmp_path)
+    score_id = _submit(slurm, f"--dependency=afterok:{first_id}", f"--output={logs}/score-%j.out",
+                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
+    first_states, score_states = slurm.wait(first_id), slurm.wait(score_id)
+    shown = "".join(f"\n--- {name}\n{text}" for name, text in _job_logs(logs).items())
+    assert first_states == {"0": "COMPLETED", "2": "COMPLETED"}, f"array: {first_states}{shown}"
+    assert score_states == {score_id: "FAILED"}, f"score of an incomplete run: {score_states}{shown}"
+    missing = N_QUESTIONS // SHARDS
+    assert f"run is incomplete ({missing} questions missing, 0 failed)" in _job_logs(logs)[f"score-{score_id}.out"]
+    info = json.loads((run / "run.json").read_text())
+    assert (info["status"], info["missing"]) == ("incomplete", missing), info
+    assert [r["id"] for r in _rows(run)] == [i for n, i in enumerate(ids) if n % SHARDS != 1]
+
+    again_id = _submit(slurm, "--array=1", "--cpus-per-task=1", f"--export=ALL,SHARDS={SHARDS}",
+                       f"--output={logs}/evaluate-%A_%a.out", SLURM_DOCS / "evaluate-array.sbatch", model,
+                       questions, run, *options, env=env, cwd=tmp_path)
+    score_id = _submit(slurm, f"--dependency=afterok:{again_id}", f"--output={logs}/score-%j.out",
+                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
+    again_states, score_states = slurm.wait(again_id), slurm.wait(score_id)
+    shown = "".join(f"\n--- {name}\n{text}" for name, text in _job_logs(logs).items())
+    assert again_states == {"1": "COMPLETED"}, f"resubmitted task: {again_states}{shown}"
+    assert score_states == {score_id: "COMPLETED"}, f"score: {score_states}{shown}"
+    assert f"shard 1/{SHARDS} done in " in _job_logs(logs)[f"evaluate-{again_id}_1.out"]
+    assert _rows(run) == want
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+    print(f"\nslurm: {N_QUESTIONS} predictions equal one run's; one run {t_one:.1f} s, array and score "
+          f"{t_array:.1f} s; starting Slurm and the tiny checkpoint {t0 - slurm.t0:.1f} s, test {time.perf_counter() - t0:.1f} s, "
+          f"whole {time.perf_counter() - slurm.t0:.1f} s")

@@ -33,8 +33,11 @@ SHOWN_MODELS = 8   # served models named in the error for a model the server doe
 
 class OpenAIBackend:
     def __init__(self, settings):
-        import openai
-
+        try:
+            import openai
+        except ImportError:
+            raise InputError("--backend openai: the openai package is not installed (pip install "
+                             "'scenes2real[openai]')") from None
         self.settings = settings
         if not settings.base_url:
             raise InputError("--backend openai: expected --base-url (the server's URL, e.g. http://localhost:8000/v1)")

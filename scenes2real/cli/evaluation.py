@@ -115,8 +115,13 @@ def evaluation_shard_job(kwargs) -> str | None:
     n = parse_shard(kwargs.get("shard"))[1]
     if n == 1:
         return None
+    def spelled(key):   # a path however it is spelled (relative, absolute), as run.json compares them
+        value = kwargs.get(key)
+        return str(Path(value).resolve()) if value and key in ("model", "adapter", "questions_path") and \
+            Path(value).exists() else str(value)
+
     keys = ("model", "adapter", "questions_path", "backend", "base_url", "max_new_tokens", "limit", "dtype")
-    digest = hashlib.sha256(json.dumps([str(kwargs.get(k)) for k in keys]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([spelled(k) for k in keys]).encode()).hexdigest()[:16]
     return f"evaluate-shards:{digest}:{n}"
 
 
