@@ -109,6 +109,21 @@ def test_torchrun_ranks_answer_like_one_process(tmp_path, reference, questions):
     assert not (run / "shards").exists() and not (tmp_path / ".two.lock").exists()
 
 
+def test_accelerate_launch_ranks_answer_like_one_process(tmp_path, reference, questions):
+    """`accelerate launch --multi_gpu` starts its processes through torch's launcher (RANK, WORLD_SIZE); with
+    --device cpu it runs here without a GPU. (Its `--cpu` mode starts one process.)"""
+    model, one = reference
+    run = tmp_path / "accelerate"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                    "-m", "scenes2real", "evaluate", "--model", str(model), "--questions", str(questions),
+                    "--out", str(run), "--batch-size", "2", "--limit", "20", "--device", "cpu"],
+                   check=True, env=env, capture_output=True, timeout=600)
+    assert rows(run) == rows(one)[:20]
+    assert sorted(json.loads((run / "run.json").read_text())["parts"]) == ["0-of-2", "1-of-2"]
+
+
 def kill_when_answered(proc: subprocess.Popen, run: Path, at_least: int, timeout: float = 300) -> int:
     """SIGKILL a torchrun job (the launcher and its ranks) once its shard files hold `at_least` rows; how many they hold."""
     def count() -> int:
