@@ -24,8 +24,9 @@ through its click entry point, in this script's `--worker` mode; under torchrun 
 runner's answering loop (`evaluation.runner._answer`) timed from outside: **questions/s = questions / the
 answering loop's wall** (model loaded, checks done; under torchrun from the first rank's start to the last
 rank's end). Each run also records the process's wall (python start, imports, model load, checks, scoring)
-and questions per process second, CPU seconds (the process tree, and the server's during the run), peak RSS,
-torch threads and OMP_NUM_THREADS as each process saw them, the 1-minute load average (before, during: mean and
+and questions per process second, CPU seconds (the process tree, and the server's: its process and the model
+process it spawns, during the run) and questions per CPU second of the answering loop (plus the server's), each
+process's own peak RSS (VmHWM), torch threads and OMP_NUM_THREADS as each process saw them, the 1-minute load average (before, during: mean and
 max of 1 s samples, after), and the CPU the rest of the machine used meanwhile (/proc/stat busy time minus
 ours, in cores). Raw answers of every run are compared, id by id, with the first batch-1 run's.
 
@@ -200,6 +201,33 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime, stime (fields 14, 15)
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its living descendants (`transformers serve` runs its model in a spawned child process)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def tree_cpu_s(pids: tuple[int, ...]) -> dict[int, float]:
+    """CPU seconds of each living process of these processes' trees."""
+    out = {}
+    for pid in (p for root in pids for p in process_tree(root)):
+        try:
+            out[pid] = process_cpu_s(pid)
+        except OSError:   # ended meanwhile
+            pass
+    return out
+
+
 class LoadSampler(threading.Thread):
     """The 1-minute load average every second while a run goes."""
 
@@ -214,12 +242,12 @@ class LoadSampler(threading.Thread):
 
 
 def run_process(name: str, cmd: list[str], env: dict, work: Path, side_pids: tuple[int, ...] = ()) -> dict:
-    """Run `cmd` to its end; its wall, CPU (process tree), peak RSS, the side processes' CPU meanwhile (a
-    server), the load average and the rest of the machine's CPU use."""
+    """Run `cmd` to its end; its wall, CPU (process tree), the side processes' CPU meanwhile (a server and its
+    descendants), the load average and the rest of the machine's CPU use."""
     log_path = work / f"log-{name}.txt"
     load_before = os.getloadavg()[0]
     busy_before = machine_busy_s()
-    side_before = sum(process_cpu_s(pid) for pid in side_pids)
+    side_before = tree_cpu_s(side_pids)
     sampler = LoadSampler()
     sampler.start()
     started = time.perf_counter()
@@ -234,7 +262,7 @@ def run_process(name: str, cmd: list[str], env: dict, work: Path, side_pids: tup
     wall = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    side = sum(process_cpu_s(pid) for pid in side_pids) - side_before
+    side = sum(cpu - side_before.get(pid, 0.0) for pid, cpu in tree_cpu_s(side_pids).items())
     busy = machine_busy_s() - busy_before
     if child.returncode != 0:
         raise SystemExit(f"{name} failed (exit {child.returncode}); see {log_path}")
@@ -275,8 +303,11 @@ def evaluate_run(name: str, cfg: dict, work: Path, *, ranks: int = 1, threads: i
     answers = parts[0].pop("answers")
     n = len(answers)
     loop = max(p["end"] for p in parts) - min(p["start"] for p in parts)
+    loop_cpu = sum(p["cpu"] for p in parts)
     return {"questions": n, "questions_per_s": round(n / loop, 4), "loop_s": round(loop, 2),
-            "loop_cpu_s": round(sum(p["cpu"] for p in parts), 2),
+            "loop_cpu_s": round(loop_cpu, 2),
+            # over the answering loops' CPU, plus a server's over the client's whole process
+            "questions_per_cpu_s": round(n / (loop_cpu + proc["server_cpu_s"]), 4),
             "process_questions_per_s": round(n / proc["process_wall_s"], 4), **proc,
             "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), "errors": parts[0]["errors"],
             "processes": [{k: p[k] for k in ("rank", "questions", "OMP_NUM_THREADS", "torch_threads", "call_s",
@@ -309,6 +340,10 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def tree_peak_rss_mb(pid: int) -> dict[str, float | None]:
+    return {str(p): peak_rss_mb(p) for p in process_tree(pid)}
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -363,7 +398,7 @@ def client_components(questions: Path, rounds: int = 5) -> dict:
 
 # --- summaries -----------------------------------------------------------------------------------------------
 
-SHOWN = ("questions_per_s", "loop_s", "process_wall_s", "process_questions_per_s", "cpu_s", "loop_cpu_s",
+SHOWN = ("questions_per_s", "questions_per_cpu_s", "loop_s", "process_wall_s", "process_questions_per_s", "cpu_s", "loop_cpu_s",
          "server_cpu_s", "peak_rss_mb", "others_cores")
 
 
@@ -504,14 +539,15 @@ def main() -> None:
             return evaluate_run(name, cfg, work, side_pids=(server.pid,))
 
         phase2 = alternate(("serve_concurrency1", "serve_concurrency4"), repeat, remote)
-        server_rss = peak_rss_mb(server.pid)
+        server_rss = tree_peak_rss_mb(server.pid)
     finally:
         stop(server)
     server_info = {"command": " ".join(["transformers", *serve_cmd[1:]]), "OMP_NUM_THREADS": str(args.threads),
-                   "settings": "transformers serve defaults otherwise: no continuous batching, dtype auto (fp32), "
-                               "no compile, one API server process",
+                   "settings": "transformers serve defaults otherwise: no continuous batching (its GenerateRunner "
+                               "answers one request at a time, in a model process it spawns), dtype auto (fp32), no "
+                               "compile, one API server process",
                    "ready_after_s": round(ready_s, 1), "served": served, "warm_request": warm,
-                   "peak_rss_mb": server_rss, "log": str(serve_log),
+                   "peak_rss_mb_by_process": server_rss, "log": str(serve_log),
                    "up_s": round(time.perf_counter() - serve_started, 1)}
 
     # 3. the client's own cost per question: a trivial server that answers at once
