@@ -56,3 +56,31 @@ def write_relation_set(root: Path, tasks: str = "left_right,above_below") -> Pat
     out = root / "questions" / "train.jsonl"
     write_coco_questions(coco, out, images=root / "images", settings=CocoQuestionSettings(tasks=tasks.split(",")))
     return out
+
+
+def write_mixed_questions(root: Path, n_questions: int, descriptions: list[str], n_images: int | None = None,
+                          seed: int = 0) -> Path:
+    """`n_questions` records cycling through the tasks area9 / horizontal / vertical and through `descriptions`,
+    over `n_images` PNGs (default: one per description) of different sizes and colours with a red square placed
+    differently in each; `ROOT/questions/test.jsonl`, returned."""
+    from blender_scenes.questions import options_with_answer, question_text
+
+    n_images = n_images or len(descriptions)
+    (root / "images" / "test").mkdir(parents=True, exist_ok=True)
+    for i in range(n_images):
+        image = Image.new("RGB", (64 + 8 * i, 224 - 6 * i), ((20 * i) % 256, (255 - 20 * i) % 256, (60 * i) % 256))
+        image.paste((255, 0, 0), (3 * i, 2 * i, 3 * i + 20, 2 * i + 20))
+        image.save(root / "images" / "test" / f"{i:03d}.png")
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_questions):
+        task = ("area9", "horizontal", "vertical")[i % 3]
+        answer = rng.choice(LABELS[task])
+        rows.append({"id": f"q{i:03d}", "image": f"images/test/{i % n_images:03d}.png", "task": task,
+                     "question": question_text(descriptions[i % len(descriptions)]),
+                     "options": options_with_answer(task, answer, rng.randrange(len(LABELS[task])), rng),
+                     "answer": answer, "source": "synthetic", "split": "test"})
+    path = root / "questions" / "test.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

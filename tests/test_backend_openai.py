@@ -8,7 +8,6 @@ import base64
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -24,11 +23,11 @@ pytest.importorskip("fastapi")   # transformers[serving]
 pytest.importorskip("uvicorn")
 pytest.importorskip("openai")
 
-from blender_scenes.labels import LABELS  # noqa: E402
 from blender_scenes.prompts import record_prompt  # noqa: E402
-from blender_scenes.questions import options_with_answer, question_text, read_questions  # noqa: E402
+from blender_scenes.questions import read_questions  # noqa: E402
 from scenes2real.cli import cli  # noqa: E402
 from tests.http_fakes import FakeOpenAI, free_port  # noqa: E402
+from tests.question_sets import write_mixed_questions  # noqa: E402
 
 # one description per question, so each prompt is different (and names its question for the fake server)
 DESCRIPTIONS = ["red star", "green circle", "blue square", "yellow triangle", "purple cube", "gray sphere",
@@ -44,25 +43,8 @@ MAX_NEW_TOKENS = 10
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """A dataset folder with 12 small PNGs (different sizes and colours) and questions/test.jsonl."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("dataset")
-    (root / "images" / "test").mkdir(parents=True)
-    rng = random.Random(0)
-    rows = []
-    for i, description in enumerate(DESCRIPTIONS):
-        width, height = 64 + 16 * i, 224 - 12 * i
-        image = Image.new("RGB", (width, height), (20 * i, 255 - 20 * i, (60 * i) % 256))
-        image.paste((255, 0, 0), (i * 4, i * 3, i * 4 + 20, i * 3 + 20))
-        image.save(root / "images" / "test" / f"{i:03d}.png")
-        task = ("area9", "horizontal", "vertical")[i % 3]
-        answer = rng.choice(LABELS[task])
-        rows.append({"id": f"q{i}", "image": f"images/test/{i:03d}.png", "task": task,
-                     "question": question_text(description),
-                     "options": options_with_answer(task, answer, rng.randrange(len(LABELS[task])), rng),
-                     "answer": answer, "source": "synthetic", "split": "test"})
-    (root / "questions").mkdir()
-    (root / "questions" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_mixed_questions(root, len(DESCRIPTIONS), DESCRIPTIONS)
     return root
 
 

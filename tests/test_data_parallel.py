@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,10 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from blender_scenes.labels import LABELS
-from blender_scenes.questions import options_with_answer, question_text
 from scenes2real.cli import cli as scenes2real
 from tests.processes import ROOT, cli, ok
+from tests.question_sets import write_mixed_questions
 from tests.test_locks import holding, refused
 
 DESCRIPTIONS = ["red star", "blue circle", "green square", "yellow triangle", "dog", "car", "purple cube"]
@@ -30,26 +28,7 @@ N_QUESTIONS = 120
 def questions(tmp_path_factory) -> Path:
     """N_QUESTIONS questions over 24 small PNGs, tasks area9 / horizontal / vertical (enough per answer for a
     horizontal probe with 2 folds)."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("many")
-    (root / "images").mkdir()
-    for i in range(24):
-        image = Image.new("RGB", (48 + 8 * i, 160 - 4 * i), (10 * i, 255 - 10 * i, 128))
-        image.paste((255, 0, 0), (2 * i, i, 2 * i + 16, i + 16))
-        image.save(root / "images" / f"{i:03d}.png")
-    rng = random.Random(0)
-    rows = []
-    for i in range(N_QUESTIONS):
-        task = ("area9", "horizontal", "vertical")[i % 3]
-        answer = rng.choice(LABELS[task])
-        rows.append({"id": f"q{i:03d}", "image": f"images/{i % 24:03d}.png", "task": task,
-                     "question": question_text(DESCRIPTIONS[i % len(DESCRIPTIONS)]),
-                     "options": options_with_answer(task, answer, rng.randrange(len(LABELS[task])), rng),
-                     "answer": answer, "source": "synthetic", "split": "test"})
-    path = root / "test.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_mixed_questions(tmp_path_factory.mktemp("many"), N_QUESTIONS, DESCRIPTIONS, n_images=24)
 
 
 def run_cli(*args) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.question_sets import write_mixed_questions
 
 pytestmark = [pytest.mark.slow]
 
@@ -282,31 +283,7 @@ N_QUESTIONS = 9
 @pytest.fixture
 def questions(tmp_path) -> Path:
     """A dataset folder with 6 small PNGs (different sizes and colours) and questions/test.jsonl: 9 questions."""
-    from PIL import Image
-
-    from blender_scenes.labels import LABELS
-    from blender_scenes.questions import options_with_answer, question_text
-
-    root = tmp_path / "dataset"
-    (root / "images" / "test").mkdir(parents=True)
-    rng = random.Random(0)
-    rows = []
-    for i in range(N_QUESTIONS):
-        if i < len(DESCRIPTIONS):
-            width, height = 64 + 32 * i, 224 - 24 * i
-            image = Image.new("RGB", (width, height), (40 * i, 255 - 40 * i, 128))
-            image.paste((255, 0, 0), (i * 8, i * 4, i * 8 + 20, i * 4 + 20))
-            image.save(root / "images" / "test" / f"{i:03d}.png")
-        task = ("area9", "horizontal", "vertical")[i % 3]
-        answer = rng.choice(LABELS[task])
-        rows.append({"id": f"q{i}", "image": f"images/test/{i % len(DESCRIPTIONS):03d}.png", "task": task,
-                     "question": question_text(DESCRIPTIONS[i % len(DESCRIPTIONS)]),
-                     "options": options_with_answer(task, answer, rng.randrange(len(LABELS[task])), rng),
-                     "answer": answer, "source": "synthetic", "split": "test"})
-    (root / "questions").mkdir()
-    path = root / "questions" / "test.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_mixed_questions(tmp_path / "dataset", N_QUESTIONS, DESCRIPTIONS)
 
 
 def _rows(run: Path) -> list[dict]:
