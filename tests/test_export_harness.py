@@ -234,3 +234,17 @@ def test_real_lmms_eval_runs_the_folder(question_files, tmp_path, monkeypatch):
     assert results["scenes2real_demo_test_areas"]["accuracy,none"] == 0.5
     assert results["scenes2real_rel_train_relations"]["unparseable,none"] == 0.5
     assert results["scenes2real_rel_train"]["accuracy,none"] == 0.5
+
+
+@pytest.mark.parametrize("fmt", ["vlmevalkit", "lmms-eval"])
+def test_the_export_command_writes_the_harness_files(fmt, question_files, tmp_path):
+    from click.testing import CliRunner
+
+    from scenes2real.cli import cli
+
+    out = tmp_path / fmt
+    result = CliRunner().invoke(cli, ["export", *map(str, question_files), "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["format"] == fmt and all(Path(f).is_file() for f in summary["files"])
+    assert summary["command"].startswith("lmms-eval --include_path" if fmt == "lmms-eval" else "")

@@ -17,7 +17,9 @@ PURE = ["blender_scenes.plan", "blender_scenes.labels", "blender_scenes.question
         "blender_scenes.prompts", "evaluation.parse", "evaluation.coco", "evaluation.metrics", "evaluation.score",
         "evaluation.report", "vlm_train.export",
         # `evaluate --backend openai` needs no torch: a client of a server runs with the `openai` extra alone
-        "evaluation.runner", "evaluation.parallel", "evaluation.backends.openai_backend"]
+        "evaluation.runner", "evaluation.parallel", "evaluation.backends.openai_backend",
+        # exports for the Hub and the harnesses need datasets / pyarrow, never torch
+        "vlm_train.export_hub", "evaluation.export_harness"]
 
 
 def module_name(path: Path) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,8 @@ from vlm_train.export import FORMATS
 from vlm_train.families import FAMILIES
 
 from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
+
+HARNESS_FORMATS = ("vlmevalkit", "lmms-eval")   # evaluation/export_harness.py
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
@@ -76,16 +79,55 @@ def _train_config(**values):
 
 
 @click.command("export")
-@click.argument("questions", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
+@click.argument("questions", nargs=-1, required=True, type=click.Path(), metavar="QUESTIONS.jsonl...|DATASET")
+@click.option("--format", "fmt", required=True, type=click.Choice((*FORMATS, "hf", *HARNESS_FORMATS)),
+              help="llamafactory / trl (training), vlmevalkit / lmms-eval (evaluation harnesses): QUESTIONS are "
+                   "question files (*.jsonl); hf: the one argument is a dataset folder (made by `render`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
+@click.option("--push-to-hub", "repo", metavar="REPO",
+              help="(--format hf) Upload the folder, once written, as the Hub dataset REPO (created if missing).")
 @writes("out")
-def export_cmd(questions, fmt, out):
-    """Write question files in LLaMA-Factory (sharegpt json + dataset_info.json) or TRL (messages jsonl) form."""
+def export_cmd(questions, fmt, out, repo):
+    """Write question files in LLaMA-Factory (sharegpt json + dataset_info.json) or TRL (messages jsonl) form,
+    as a VLMEvalKit custom TSV or an lmms-eval task folder, or a rendered dataset as a Hugging Face `datasets`
+    folder (--format hf: parquet with the images, a card).
+
+    --format hf refuses a dataset whose audit fails (exit 2); with --push-to-hub, a failed upload is one
+    error line and exit 1, the folder complete."""
+    if fmt == "hf":
+        return _export_hf(questions, out, repo)
+    if repo:
+        raise click.UsageError("--push-to-hub goes with --format hf")
+    for q in questions:
+        if os.path.isdir(q):
+            raise click.BadParameter(f"File {q!r} is a directory.", param_hint="'QUESTIONS.jsonl...'")
+    if fmt in HARNESS_FORMATS:
+        from evaluation.export_harness import export_lmms_eval, export_vlmevalkit
+
+        write = export_vlmevalkit if fmt == "vlmevalkit" else export_lmms_eval
+        summary = write([Path(q) for q in questions], Path(out))
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
     from vlm_train.export import export
 
     for path in export(list(questions), fmt, out):
         click.echo(str(path))
+
+
+def _export_hf(arguments, out, repo):
+    from blender_scenes.errors import InputError
+    from vlm_train.export_hub import PushError, export_hub, push
+
+    if len(arguments) != 1:
+        raise InputError(f"--format hf: {len(arguments)} arguments given (expected one dataset folder)")
+    folder = export_hub(arguments[0], out, repo=repo)
+    click.echo(str(folder))
+    if repo:
+        try:
+            click.echo(push(folder, repo))
+        except PushError as err:
+            click.echo(f"error: {err}", err=True)
+            click.get_current_context().exit(1)
 
 
 @click.command("tiny-model")
