@@ -56,7 +56,7 @@ from blender_scenes.files import staged_folder
 from blender_scenes.labels import ALL_TASKS
 from blender_scenes.prompts import record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
-from vlm_train.export import dataset_name
+from vlm_train.export import check_names, dataset_name
 from vlm_train.images import check_image
 
 PREFIX = "scenes2real"
@@ -111,15 +111,9 @@ def _load(questions: list[str | Path], out: Path) -> list[_Source]:
         raise InputError("no question files given (expected at least one *.jsonl)")
     _check_out(out)
     sources: list[_Source] = []
-    seen: dict[str, Path] = {}
+    check_names([Path(q) for q in questions], out, harness_name)
     for path in map(Path, questions):
         name = harness_name(path)
-        first = seen.get(name.casefold())
-        if first is not None:
-            raise InputError(f"{first} and {path}: both export as {name!r} into {out} (the dataset folder's name and "
-                             "the file's stem); expected one file per name: rename a dataset folder or export "
-                             "them into separate --out folders")
-        seen[name.casefold()] = path
         records = read_questions(path)
         if not records:
             raise InputError(f"{path}: no question records (expected at least one JSON object per line)")

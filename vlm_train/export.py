@@ -43,13 +43,13 @@ def dataset_name(questions: Path) -> str:
     return f"{root.name}_{questions.stem}"
 
 
-def check_names(questions: list[Path], out: Path) -> None:
-    """Two question files whose exports would share a name (the same file twice, or `val.jsonl` of two dataset
-    folders with one name) are refused: the second would overwrite the first. Names that differ only in case
-    collide too, on the file systems that ignore it."""
+def check_names(questions: list[Path], out: Path, name_of=None) -> None:
+    """Two question files whose exports would share a name (`name_of(path)`, default `dataset_name`: the same file
+    twice, or `val.jsonl` of two dataset folders with one name) are refused: the second would overwrite the first.
+    Names that differ only in case collide too, on the file systems that ignore it."""
     seen: dict[str, Path] = {}
     for path in questions:
-        name = dataset_name(path)
+        name = (name_of or dataset_name)(path)
         first = seen.get(name.casefold())
         if first is not None:
             raise InputError(f"{first} and {path}: both export as {name!r} into {out} (the dataset folder's name and "
