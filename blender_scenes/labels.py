@@ -88,7 +88,11 @@ def distance_to_third_line(bbox: Sequence[float], width: float, height: float) -
 # --- relations between two objects (issue 13): the same boxes, compared instead of placed ---------------------
 
 RELATION_TASKS: tuple[str, ...] = ("left_right", "above_below", "depth")
-ALL_TASKS: tuple[str, ...] = TASKS + RELATION_TASKS
+#: questions from other sources (public benchmarks): `mc` asks one of the record's own options, whatever they are
+#: ("yes"/"no", captions, counts); its metrics count the options' positions, A, B, ... (MC_POSITIONS)
+BENCHMARK_TASKS: tuple[str, ...] = ("mc",)
+ALL_TASKS: tuple[str, ...] = TASKS + RELATION_TASKS + BENCHMARK_TASKS
+MC_POSITIONS: tuple[str, ...] = tuple("ABCDEFGHIJ")
 #: default for `depth`: the two visible surfaces' median depths must differ by this share of the farther one
 DEPTH_MARGIN = 0.1
 

@@ -20,7 +20,9 @@ from .files import temporary_name
 from .labels import LABELS
 from .prompts import template_problem
 
-Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth"]
+Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth", "mc"]
+#: where a record's question comes from: our renders, COCO boxes, or a public benchmark's released files
+Source = Literal["synthetic", "coco", "vsr", "cvbench", "whatsup", "blink"]
 
 
 class QuestionRecord(BaseModel):
@@ -37,7 +39,7 @@ class QuestionRecord(BaseModel):
     options: list[str] = Field(default_factory=list)
     answer: str
     target: dict[str, Any] = Field(default_factory=dict)
-    source: Literal["synthetic", "coco"] = "synthetic"
+    source: Source = "synthetic"
     split: str = "test"
     template: str | None = None   # the design's prompt template, stored only when not the default
     anchor: dict[str, Any] | None = None   # relation tasks only: the object the target is placed against
@@ -146,12 +148,30 @@ def read_questions(path: str | Path) -> list[QuestionRecord]:
                                      "object per line)") from None
                 field = ".".join(str(p) for p in e["loc"]) or "line"
                 raise InputError(f"{path}:{lineno}: field '{field}': {e['msg']}") from None
+            if record.task == "mc":   # the options are the record's own: 2-10 different ones, the answer among them
+                problem = mc_problem(record.options, record.answer)
+                if problem:
+                    raise InputError(f"{path}:{lineno}: {problem}")
             if record.template is not None:   # checked before any model loads (train, evaluate, export, probe)
                 problem = problems(record.template, bool(record.options))
                 if problem:
                     raise InputError(f"{path}:{lineno}: field 'template': {problem}")
             records.append(record)
     return records
+
+
+def mc_problem(options: list[str], answer: str) -> str | None:
+    """What is wrong with a multiple-choice (`mc`) record's options and answer (field, expectation), or None."""
+    from .labels import MC_POSITIONS
+
+    if not 2 <= len(options) <= len(MC_POSITIONS):
+        return f"field 'options': expected 2 to {len(MC_POSITIONS)} options for task 'mc', got {len(options)}"
+    folded = [" ".join(o.lower().split()) for o in options]
+    if len(set(folded)) != len(folded) or not all(folded):
+        return f"field 'options': expected different, non-empty options, got {options!r}"
+    if answer not in options:
+        return f"field 'answer': {answer!r} is not one of its options {options!r}"
+    return None
 
 
 def resolve_image(record: QuestionRecord, questions_path: str | Path) -> Path:

@@ -63,7 +63,8 @@ PREFIX = "scenes2real"
 LETTERS = string.ascii_uppercase
 #: task families of the lmms-eval export: one lmms-eval task each
 FAMILIES = {"areas": ("area9", "horizontal", "vertical", "open"),
-            "relations": ("left_right", "above_below", "depth")}
+            "relations": ("left_right", "above_below", "depth"),
+            "choices": ("mc",)}   # questions imported from public benchmarks: their own options
 #: strings pandas' read_csv turns into NaN by default (VLMEvalKit reads TSVs with its defaults)
 _PANDAS_NA = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}

@@ -13,15 +13,18 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from blender_scenes.labels import AREAS, LABELS, RELATION_TASKS, TASKS
+from blender_scenes.labels import AREAS, LABELS, MC_POSITIONS, RELATION_TASKS, TASKS
 
 UNPARSEABLE = "unparseable"
 #: the classes of `depth`: the option said first in the question, or the one said second
 DEPTH_LABELS: tuple[str, ...] = ("first", "second")
 
 
-def task_labels(task: str) -> tuple[str, ...]:
-    """The classes a task's metrics count: its labels, or for depth the options' positions."""
+def task_labels(task: str, positions: int = len(MC_POSITIONS)) -> tuple[str, ...]:
+    """The classes a task's metrics count: its labels, or the options' positions: first / second for depth,
+    A, B, ... (the first `positions`) for mc."""
+    if task == "mc":
+        return MC_POSITIONS[:positions]
     return DEPTH_LABELS if task == "depth" else LABELS[task]
 
 
@@ -30,9 +33,15 @@ def depth_class(option: str | None, options: list[str]) -> str | None:
     return None if option is None else DEPTH_LABELS[options.index(option)]
 
 
-def confusion_matrix(pairs: Iterable[tuple[str, str | None]], task: str) -> np.ndarray:
+def mc_class(option: str | None, options: list[str]) -> str | None:
+    """'A', 'B', ... for an option of a multiple-choice question (None stays None: unparseable)."""
+    return None if option is None else MC_POSITIONS[options.index(option)]
+
+
+def confusion_matrix(pairs: Iterable[tuple[str, str | None]], task: str,
+                     labels: tuple[str, ...] | None = None) -> np.ndarray:
     """K x (K+1) counts: rows = true label, columns = parsed label, then unparseable (None)."""
-    labels = task_labels(task)
+    labels = labels or task_labels(task)
     index = {label: i for i, label in enumerate(labels)}
     k = len(labels)
     matrix = np.zeros((k, k + 1), dtype=np.int64)
@@ -85,8 +94,8 @@ def _ratio(a: float, b: float) -> float | None:
 def _grid(task: str, by_label: dict[str, float | None]) -> list[list[float | None]]:
     """Accuracy per true answer laid out as the image: 3x3 (area9/open), 1x3 (horizontal), 3x1 (vertical),
     1x2 (left_right: left, right; depth: first, second), 2x1 (above_below: above, below)."""
-    labels = task_labels(task)
-    if task in ("horizontal", "left_right", "depth"):
+    labels = list(by_label)
+    if task in ("horizontal", "left_right", "depth", "mc"):
         return [[by_label[label] for label in labels]]
     if task in ("vertical", "above_below"):
         return [[by_label[label]] for label in labels]
@@ -94,11 +103,12 @@ def _grid(task: str, by_label: dict[str, float | None]) -> list[list[float | Non
 
 
 def task_metrics(pairs: Iterable[tuple[str, str | None]], task: str, bootstrap: int = 1000,
-                 seed: int = 0) -> dict:
-    """Accuracy, macro-F1, per-class scores, confusion, distributions and intervals of one task."""
-    labels = list(task_labels(task))
+                 seed: int = 0, labels: tuple[str, ...] | None = None) -> dict:
+    """Accuracy, macro-F1, per-class scores, confusion, distributions and intervals of one task (its classes:
+    `labels`, default `task_labels(task)`)."""
+    labels = list(labels or task_labels(task))
     k = len(labels)
-    matrix = confusion_matrix(pairs, task)
+    matrix = confusion_matrix(pairs, task, tuple(labels))
     n = int(matrix.sum())
     tp = np.diag(matrix[:, :k])
     support = matrix.sum(axis=1)
@@ -149,7 +159,7 @@ def _answer_bias(task: str, labels: list[str], support: np.ndarray, predicted: n
     """Share of one answer among the predictions and among the true answers: `center` for area tasks (the
     centre bias), `left` / `above` for relation tasks, the first-said option for depth. Unparseable answers
     count in n, so a model that answers nothing has no bias toward any label."""
-    label = labels[0] if task in RELATION_TASKS else "center"
+    label = labels[0] if task in RELATION_TASKS or task == "mc" else "center"
     i = labels.index(label)
     true, pred = _ratio(support[i], n), _ratio(predicted[i], n)
     return {"label": label, "true": true, "predicted": pred, "bias": None if n == 0 else pred - true}

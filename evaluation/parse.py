@@ -21,6 +21,10 @@ Deterministic and table-tested (tests/test_parse.py). How it reads an answer:
    answer names, or an option marker. Words of both directions, both names, a negation ("not", "can't",
    "neither") or, for depth, a word of distance ("farther", "behind") make the answer None: a model that
    hedges or refuses is not given the benefit of the doubt.
+6. `mc` (a benchmark's own options): an answer that is one option (any case and punctuation) is that option,
+   even when it reads like a marker ("3" among counts); then markers as in 1 ("(B)", "B.", "Option 2"); then,
+   for a yes/no or true/false pair, the polarity of the first word ("Yes, it is" / "False."); else the one
+   option the answer contains (longest options first). Two options named, or none, is None.
 """
 from __future__ import annotations
 
@@ -133,7 +137,49 @@ def _depth_label(text: str, options: list[str] | None) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
+# true/false pairs of options: an answer's first word says which ("Yes, the cat is...", "false.")
+_POSITIVE, _NEGATIVE = {"yes", "true", "correct", "right"}, {"no", "false", "incorrect", "wrong"}
+_FIRST_WORD = re.compile(r"^\W*([a-z]+)")
+
+
+def _fold(text: str) -> str:
+    """Lower case, one space between words, no surrounding punctuation: how options and answers are compared."""
+    return " ".join(re.sub(r"[^\w\s'-]", " ", text.lower()).split())
+
+
+def _mc_label(text: str, options: list[str] | None) -> str | None:
+    """The option a multiple-choice answer names: the whole answer is one option; or, for a yes/no (true/false)
+    pair, the first word's polarity; or the one option whose words the answer contains (longest first, a
+    shorter option inside a longer named one not counted). Several options named -> None."""
+    if not options:
+        return None
+    folded = {_fold(option): option for option in options}
+    answer = _fold(text)
+    if answer in folded:
+        return folded[answer]
+    polar = {key: option for key, option in folded.items() if key in _POSITIVE | _NEGATIVE}
+    if len(polar) == 2 and len(options) == 2:
+        first = _FIRST_WORD.match(text.lower())
+        word = first.group(1) if first else ""
+        for key, option in polar.items():
+            if (word in _POSITIVE and key in _POSITIVE) or (word in _NEGATIVE and key in _NEGATIVE):
+                return option
+        return None
+    taken: list[tuple[int, int]] = []
+    named = set()
+    for key in sorted(folded, key=len, reverse=True):
+        if not key:
+            continue
+        for match in re.finditer(r"(?<![\w'-])" + re.escape(key) + r"(?![\w'-])", answer):
+            if not any(start < match.end() and match.start() < end for start, end in taken):
+                taken.append(match.span())
+                named.add(folded[key])
+    return named.pop() if len(named) == 1 else None
+
+
 def _text_label(text: str, task: str, options: list[str] | None = None) -> str | None:
+    if task == "mc":
+        return _mc_label(text, options)
     if task == "depth":
         return _depth_label(text, options)
     if task in _RELATION_WORDS:
@@ -167,6 +213,8 @@ def parse_answer(text: str, task: str, options: list[str] | None = None) -> str 
     if not text or not text.strip():
         return None
     lowered = text.strip().lower()
+    if task == "mc" and options and _fold(text) in {_fold(o) for o in options}:
+        return _mc_label(text, options)   # an option that reads like a marker ("3" of a count) is that option
     marker = _MARKER_ONLY.match(lowered)
     if marker:
         return _from_option(_option_at(marker.group(1), options), task, options)

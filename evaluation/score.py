@@ -12,10 +12,10 @@ from typing import Any
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json
-from blender_scenes.labels import ALL_TASKS, AREAS, LABELS, area_of_box
+from blender_scenes.labels import ALL_TASKS, AREAS, LABELS, MC_POSITIONS, area_of_box
 from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 
-from .metrics import accuracy_by_area9, depth_class, task_metrics
+from .metrics import accuracy_by_area9, depth_class, mc_class, task_metrics
 from .parse import parse_answer
 from .report import write_heatmap
 from .rundir import METRICS, PREDICTIONS, RUN, read_predictions, read_run_info, run_title
@@ -43,6 +43,8 @@ def _questions_by_id(questions_path: Path) -> dict[str, QuestionRecord]:
 def _check_answer(record: QuestionRecord, questions_path: Path) -> None:
     """A record's answer must be one of its task's labels; a depth answer, one of its two object names."""
     where = f"{questions_path}: question {record.id!r}"
+    if record.task == "mc":
+        return   # read_questions checked its options and answer (questions.mc_problem)
     if record.task == "depth":
         if len(record.options) != 2 or len(set(record.options)) != 2:
             raise InputError(f"{where}: field 'options': expected the two objects' names, got {record.options!r}")
@@ -89,17 +91,68 @@ def run_metrics(rows: list[dict], by_id: dict[str, QuestionRecord] | None = None
     for task in (t for t in ALL_TASKS if t in by_task):
         task_rows = by_task[task]
         pairs = [(r["answer"], r["parsed"]) for r in task_rows]
-        if task == "depth":
+        labels = None
+        if task in ("depth", "mc"):   # classes are the options' positions
             if by_id is None:
-                raise ValueError("depth metrics need the question records (their options)")
-            pairs = [(depth_class(a, by_id[r["id"]].options), depth_class(p, by_id[r["id"]].options))
+                raise ValueError(f"{task} metrics need the question records (their options)")
+            position = depth_class if task == "depth" else mc_class
+            pairs = [(position(a, by_id[r["id"]].options), position(p, by_id[r["id"]].options))
                      for r, (a, p) in zip(task_rows, pairs)]
-        out[task] = task_metrics(pairs, task, bootstrap, seed)
+            if task == "mc":
+                labels = MC_POSITIONS[:max(len(by_id[r["id"]].options) for r in task_rows)]
+        out[task] = task_metrics(pairs, task, bootstrap, seed, labels)
         if task in ("horizontal", "vertical") and by_id:
             areas = [true_area(by_id[r["id"]]) for r in task_rows]
             if all(areas):
                 out[task].update(accuracy_by_area9(zip(areas, (r["correct"] for r in task_rows))))
     return out
+
+
+def benchmark_metrics(rows: list[dict], by_id: dict[str, QuestionRecord]) -> dict[str, dict]:
+    """Accuracy per public benchmark the questions came from (a record's `benchmark`: {name, categories}), per
+    value of each of its categories (VSR relation and meta-category, CV-Bench task, type and source, ...), and
+    the benchmark's own headline score where it defines one (`official`)."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        bench = (by_id[row["id"]].model_extra or {}).get("benchmark")
+        if not isinstance(bench, dict) or not isinstance(bench.get("name"), str):
+            continue
+        entry = out.setdefault(bench["name"], {"n": 0, "correct": 0, "categories": {}})
+        entry["n"] += 1
+        entry["correct"] += bool(row["correct"])
+        for key, value in sorted((bench.get("categories") or {}).items()):
+            cell = entry["categories"].setdefault(key, {}).setdefault(str(value), {"n": 0, "correct": 0})
+            cell["n"] += 1
+            cell["correct"] += bool(row["correct"])
+    for name, entry in out.items():
+        entry["accuracy"] = entry["correct"] / entry["n"]
+        for values in entry["categories"].values():
+            for cell in values.values():
+                cell["accuracy"] = cell["correct"] / cell["n"]
+        entry["official"] = official_score(name, entry)
+    return out
+
+
+def official_score(name: str, entry: dict) -> dict | None:
+    """A benchmark's published headline: CV-Bench = 1/2 (1/2 (ADE20K + COCO) + Omni3D), accuracies per source
+    (its dataset card); BLINK = the mean of its sub-task accuracies. None where the parts are not all there."""
+    def accuracy(key: str, value: str) -> float | None:
+        cell = entry["categories"].get(key, {}).get(value)
+        return cell["accuracy"] if cell else None
+
+    if name == "cvbench":
+        ade, coco, omni = (accuracy("source", s) for s in ("ADE20K", "COCO", "Omni3D"))
+        if None in (ade, coco, omni):
+            return {"name": "CV-Bench accuracy", "value": None,
+                    "why": "needs questions of every source: ADE20K and COCO (2D) and Omni3D (3D)"}
+        return {"name": "CV-Bench accuracy", "value": ((ade + coco) / 2 + omni) / 2,
+                "formula": "((ADE20K + COCO) / 2 + Omni3D) / 2, accuracy per source"}
+    if name == "blink":
+        tasks = entry["categories"].get("sub_task", {})
+        if tasks:
+            return {"name": "BLINK accuracy (mean over sub-tasks)",
+                    "value": sum(c["accuracy"] for c in tasks.values()) / len(tasks)}
+    return None
 
 
 def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 1000, seed: int = 0,
@@ -135,6 +188,7 @@ def score_run(run_dir: str | Path, questions_path: str | Path, bootstrap: int = 
         "errors": len(failed),
         "error_examples": [{"id": r["id"], "error": r["error"]} for r in failed[:UNPARSEABLE_EXAMPLES]],
         "tasks": tasks,
+        **({"benchmarks": benchmarks} if (benchmarks := benchmark_metrics(rows, by_id)) else {}),
         "heatmaps": {},
     }
     if heatmaps and tasks:
