@@ -19,7 +19,7 @@ PURE = ["blender_scenes.plan", "blender_scenes.labels", "blender_scenes.question
         # `evaluate --backend openai` needs no torch: a client of a server runs with the `openai` extra alone
         "evaluation.runner", "evaluation.parallel", "evaluation.backends.openai_backend",
         # exports for the Hub and the harnesses need datasets / pyarrow, never torch
-        "vlm_train.export_hub", "evaluation.export_harness"]
+        "vlm_train.export_hub", "evaluation.export_harness", "evaluation.benchmarks"]
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Commands of the evaluation package: questions coco, evaluate, score, compare, probe."""
+"""Commands of the evaluation package: questions coco/vsr/cvbench/whatsup/blink, evaluate, score, compare, probe."""
 from __future__ import annotations
 
 import json
@@ -63,6 +63,49 @@ def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_
         attributes=[a.strip() for a in attributes.split(",") if a.strip()], source=source, seed=seed)
     summary = write_coco_questions(instances, out, images=images, settings=settings)
     click.echo(json.dumps(summary, indent=2))
+
+
+def _benchmark_command(name: str, help_text: str, file_help: str, images_help: str, seed: bool = False):
+    """`questions NAME --file F [--images DIR] --out Q [--skip-missing]`: one released file of a public benchmark
+    as `mc` question records (evaluation.benchmarks)."""
+    def command(file, images, out, skip_missing, seed=0):
+        from evaluation.benchmarks import write_benchmark_questions
+
+        summary = write_benchmark_questions(name, file, out, images=images, skip_missing=skip_missing, seed=seed)
+        click.echo(json.dumps(summary, indent=2))
+
+    command.__doc__ = help_text
+    command = writes("out")(command)
+    if seed:
+        command = click.option("--seed", type=int, default=0, show_default=True,
+                               help="Shuffles the options (correct position balanced over the file).")(command)
+    command = click.option("--skip-missing", is_flag=True,
+                           help="Keep the rows whose image is there (the summary counts those dropped).")(command)
+    command = click.option("--out", required=True, type=click.Path(dir_okay=False),
+                           help="Question file to write (.jsonl).")(command)
+    command = click.option("--images", type=click.Path(file_okay=False), default=None, help=images_help)(command)
+    command = click.option("--file", required=True, type=click.Path(dir_okay=False), help=file_help)(command)
+    return questions_group.command(name)(command)
+
+
+questions_vsr_cmd = _benchmark_command(
+    "vsr", "True/false questions from a VSR split file (label 1 = the caption is true of the image).",
+    "data/splits/random/test.jsonl (or dev, train; zeroshot/...).",
+    "Folder of the COCO 2017 images the rows name (train2017 and val2017 merged, as VSR's data/README.md).")
+questions_cvbench_cmd = _benchmark_command(
+    "cvbench", "Multiple-choice questions from CV-Bench test_2d / test_3d (.jsonl or .parquet with images).",
+    "test_2d.jsonl, test_3d.jsonl, test_2d.parquet or test_3d.parquet.",
+    "jsonl: the folder holding img/ (rows' `filename`); parquet: not needed (images are written beside --out).")
+questions_whatsup_cmd = _benchmark_command(
+    "whatsup", "Caption-choice questions from a What'sUp file (the first caption is the correct one; shuffled).",
+    "controlled_images_dataset.json, controlled_clevr_dataset.json, coco_qa_{one,two}_obj.json, "
+    "vg_qa_{one,two}_obj.json.",
+    "What'sUp's data/ folder (controlled_images/, controlled_clevr/, val2017/, vg_images/), or the images' folder.",
+    seed=True)
+questions_blink_cmd = _benchmark_command(
+    "blink", "Multiple-choice questions from a BLINK val parquet file (images embedded; test answers are hidden).",
+    "e.g. Spatial_Relation/val-00000-of-00001.parquet or Relative_Depth/val-00000-of-00001.parquet.",
+    "Not needed: the images are in the file and are written beside --out.")
 
 
 @click.command("score")
