@@ -107,10 +107,11 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     tasks = [t for t in ALL_TASKS if any(t in r["metrics"]["tasks"] for r in runs)]
     table, tests = _table(runs, tasks), _mcnemar_tests(runs, tasks)
+    benchmarks = _benchmark_table(runs)
     result = {"runs": [{"name": r["name"], "dir": str(r["dir"]), "run": r["metrics"].get("run")} for r in runs],
-              "table": table, "mcnemar": tests, "heatmaps": "heatmaps.png"}
+              "table": table, "mcnemar": tests, "benchmarks": benchmarks, "heatmaps": "heatmaps.png"}
     atomic_write_json(out_dir / "comparison.json", result, indent=2)
-    atomic_write_text(out_dir / "comparison.md", _markdown(table, tests))
+    atomic_write_text(out_dir / "comparison.md", _markdown(table, tests) + _benchmark_markdown(benchmarks))
     _write_side_by_side(runs, tasks, out_dir / "heatmaps.png")
     return result
 
@@ -182,6 +183,34 @@ def _markdown(table: list[dict], tests: list[dict]) -> str:
                              f"| {t['only_b_correct']} | {t['p_value']:.4g} |")
             else:
                 lines.append(f"| {t['a']} | {t['b']} | {t['task']} | | | | not paired ({t['note']}) |")
+    return "\n".join(lines) + "\n"
+
+
+def _benchmark_table(runs: list[dict]) -> list[dict]:
+    """One row per run, benchmark and category value (metrics.json `benchmarks`), headline first."""
+    rows = []
+    for run in runs:
+        for name, entry in sorted(run["metrics"].get("benchmarks", {}).items()):
+            official = entry.get("official") or {}
+            rows.append({"run": run["name"], "benchmark": name, "category": "all", "value": "", "n": entry["n"],
+                         "accuracy": entry["accuracy"], "official": official.get("name"),
+                         "official_value": official.get("value")})
+            for key, values in sorted(entry["categories"].items()):
+                for value, cell in sorted(values.items()):
+                    rows.append({"run": run["name"], "benchmark": name, "category": key, "value": value,
+                                 "n": cell["n"], "accuracy": cell["accuracy"]})
+    return rows
+
+
+def _benchmark_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = ["", "Public benchmarks (accuracy per category; the benchmark's own headline where it has one)", "",
+             "| run | benchmark | category | value | n | accuracy | headline |", "|---|---|---|---|---:|---|---|"]
+    for r in rows:
+        headline = (f"{r['official']}: {_fmt(r['official_value'])}" if r.get("official") else "")
+        lines.append(f"| {r['run']} | {r['benchmark']} | {r['category']} | {r['value']} | {r['n']} "
+                     f"| {_fmt(r['accuracy'])} | {headline} |")
     return "\n".join(lines) + "\n"
 
 

@@ -81,6 +81,9 @@ def test_a_run_is_scored_per_position_category_and_official_formula(tmp_path):
     assert cvbench["official"]["value"] == pytest.approx(0.375)
     assert blink["official"]["value"] == pytest.approx(0.5) and blink["accuracy"] == 0.5
     assert (run / "heatmap_mc.png").is_file()
+    result = CliRunner().invoke(cli, ["score", str(run), "--questions", str(questions), "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["benchmarks"]["cvbench"]["official"]["value"] == pytest.approx(0.375)
 
 
 def test_cvbench_without_every_source_has_no_official_score(tmp_path):
@@ -111,4 +114,5 @@ def test_mc_questions_run_through_evaluate_and_compare(tmp_path, tiny_checkpoint
     result = CliRunner().invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
                                       str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
-    assert "mc" in Path(tmp_path / "cmp" / "comparison.md").read_text()
+    table = Path(tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| mc |" in table and "| whatsup | subset | controlled_images | 4 |" in table

@@ -132,6 +132,8 @@ def score_cmd(run_dir, questions_path, bootstrap, seed):
         "errors": metrics["errors"], "accuracy": metrics["accuracy"], "unparseable": metrics["unparseable"],
         "tasks": {t: {k: r[k] for k in ("n", "accuracy", "accuracy_ci95", "macro_f1", "unparseable_rate")}
                   for t, r in metrics["tasks"].items()},
+        **({"benchmarks": {name: {"n": b["n"], "accuracy": b["accuracy"], "official": b["official"]}
+                           for name, b in metrics["benchmarks"].items()}} if metrics.get("benchmarks") else {}),
     }, indent=2))
 
 
