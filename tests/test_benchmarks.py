@@ -379,3 +379,23 @@ def test_row_fields_never_name_files_outside_the_images_folder(tmp_path):
     result = _run("questions", "blink", "--file", str(path), "--out", str(tmp_path / "o" / "q.jsonl"))
     assert result.exit_code == 2 and "row 0: field 'idx'" in result.output
     assert not (tmp_path / "escape.png").exists() and not (tmp_path / "o" / "q.jsonl").exists()
+
+
+def test_imported_questions_run_through_evaluate_and_compare(tmp_path, tiny_checkpoint):
+    """VSR records (random/test.jsonl rows, images the test makes) answered by a tiny model through `evaluate`,
+    twice, then `compare`: the run folders hold every question, metrics.json has the VSR categories, and the
+    comparison table lists them."""
+    split, images = _vsr_files(tmp_path)
+    questions = tmp_path / "vsr_test.jsonl"
+    assert _run("questions", "vsr", "--file", str(split), "--images", str(images), "--out", str(questions)).exit_code == 0
+    model = tiny_checkpoint("qwen2_5_vl")
+    for name in ("a", "b"):
+        result = _run("evaluate", "--model", str(model), "--questions", str(questions), "--out", str(tmp_path / name),
+                      "--max-new-tokens", "4")
+        assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["n_predictions"] == len(VSR_ROWS) and metrics["tasks"]["mc"]["n"] == len(VSR_ROWS)
+    assert set(metrics["benchmarks"]["vsr"]["categories"]) == {"meta_category", "relation"}
+    result = _run("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"))
+    assert result.exit_code == 0, result.output
+    assert "| vsr | meta_category | Topological |" in (tmp_path / "cmp" / "comparison.md").read_text()
