@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_bytes
+from blender_scenes.labels import LABELS
 from blender_scenes.questions import balanced_indices, mc_problem, shuffle, write_jsonl
 
 BENCHMARKS = ("vsr", "cvbench", "whatsup", "blink")
@@ -200,9 +201,15 @@ def vsr_rows(path: Path, images: Path | None) -> _Import:
 
 # ------------------------------------------------------------------------------------------------ CV-Bench
 
+#: CV-Bench Relation choices that are exactly the labels of one of our relation tasks
+RELATION_CHOICES = {frozenset(LABELS[task]): task for task in ("left_right", "above_below")}
+
+
 def cvbench_rows(path: Path, images: Path | None) -> _Import:
     """CV-Bench test_2d / test_3d (.jsonl: images under --images by `filename`; .parquet: images embedded).
-    The answer "(C)" indexes `choices`; categories task, type, source (the official score is per source)."""
+    The answer "(C)" indexes `choices`; categories task, type, source (the official score is per source). A row
+    whose choices are left/right or above/below becomes a `left_right` / `above_below` question (our relation
+    parser reads it); every other row is `mc`."""
     parquet = path.suffix == ".parquet"
     out = _Import("cvbench")
     for i, row in (_parquet_rows(path) if parquet else _jsonl_rows(path)):
@@ -217,6 +224,9 @@ def cvbench_rows(path: Path, images: Path | None) -> _Import:
         original = {"idx": idx, "answer": row["answer"], "filename": row.get("filename")}
         record = _record("cvbench", rid, "test", question, list(choices), answer,
                          {"task": task, "type": kind, "source": source}, original, where)
+        relation = RELATION_CHOICES.get(frozenset(c.strip().lower() for c in choices))
+        if relation:   # a Relation row whose choices are our relation labels: asked and read as that task
+            record.update(task=relation, answer=answer.strip().lower(), options=[c.strip().lower() for c in choices])
         if parquet:
             out.rows.append(_Row(where, record, image_bytes=_image_struct(row.get("image"), where, "image"),
                                  image_name=rid))

@@ -199,6 +199,8 @@ def test_cvbench_jsonl_rows_and_official_score(tmp_path):
     records = read_questions(q2) + read_questions(q3)
     assert [r.id for r in records] == ["cvbench-2d-00000", "cvbench-2d-00001", "cvbench-3d-00000", "cvbench-3d-00001"]
     assert [r.answer for r in records] == ["1", "left", "table", "sofa"]   # "(C)" -> choices[2], ...
+    # a Relation row with left/right choices is our left_right task (read by the relation parser); the rest mc
+    assert [r.task for r in records] == ["mc", "left_right", "mc", "mc"]
     assert records[0].options == ["3", "2", "1", "0"] and records[0].question == "How many organs are in the image?"
     assert records[0].model_extra["benchmark"]["categories"] == {"task": "Count", "type": "2D", "source": "ADE20K"}
     assert Path(records[0].image) == (root / "img/2D/count/ade20k_10.png").resolve()
@@ -214,6 +216,7 @@ def test_cvbench_jsonl_rows_and_official_score(tmp_path):
     ade, coco, omni = 1.0, 0.0, 0.5
     assert cv["official"]["value"] == pytest.approx(((ade + coco) / 2 + omni) / 2)
     assert cv["categories"]["task"]["Relation"]["accuracy"] == 0.0 and cv["categories"]["type"]["3D"]["n"] == 2
+    assert json.loads((run / "metrics.json").read_text())["tasks"]["left_right"]["n"] == 1
 
 
 def _parquet(path: Path, rows: list[dict], image_columns: tuple[str, ...]) -> Path:
