@@ -51,8 +51,9 @@ class ProbeSettings(RunSettings):
 def probe_questions(settings: ProbeSettings) -> list[tuple[QuestionRecord, Path]]:
     """The first `limit` records of the task, each with its image (the runner's checks: ids unique, images
     exist); every answer needs at least `folds` records."""
-    if settings.batch_size < 1 or (settings.limit is not None and settings.limit < 1):
-        raise InputError("--batch-size and --limit: expected positive integers")
+    for option, value in (("--batch-size", settings.batch_size), ("--limit", settings.limit)):
+        if value is not None and value < 1:
+            raise InputError(f"{option}: expected a positive integer, got {value}")
     # the limit applies to the task's records, after filtering, so the runner reads the whole file
     items = load_run_questions(replace(settings, limit=None))
     items = [(record, image) for record, image in items if record.task == settings.task]

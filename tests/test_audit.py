@@ -180,6 +180,16 @@ def test_deleted_image_fails_strict_naming_it(demo, tmp_path):
 
 
 @pytest.mark.bpy
+def test_without_strict_the_headline_still_says_fail(demo, tmp_path):
+    """--strict sets the exit status; the headline tells the truth either way."""
+    ds = copy_of(demo, tmp_path)
+    sorted((ds / "images" / "val").glob("*.png"))[2].write_bytes(b"not a png")
+    res, _ = audit(ds)
+    assert res.exit_code == 0
+    assert res.output.splitlines()[0].startswith("FAIL (1 failed): 54 scenes"), res.output
+
+
+@pytest.mark.bpy
 def test_edited_answer_fails_strict_naming_file_line_and_question(demo, tmp_path):
     ds = copy_of(demo, tmp_path)
     qpath = ds / "questions" / "train.jsonl"

@@ -51,11 +51,13 @@ def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max
     else:
         h = report["headline"]
         share = h.get("labels_verified_share")
-        click.echo(f"{'FAIL' if failed else 'ok'}: {h.get('scenes', h.get('questions'))} "
+        # the headline tells the truth with or without --strict (which only sets the exit status)
+        word = f"FAIL ({h['failures']} failed)" if h["failures"] else "ok"
+        click.echo(f"{word}: {h.get('scenes', h.get('questions'))} "
                    f"{'scenes' if 'scenes' in h else 'questions'}, labels verified "
                    f"{h['labels_verified']}/{h.get('labels_checked', h['targets'])} ({100 * share:.1f}%)"
                    if share is not None else
-                   f"{'FAIL' if failed else 'ok'}: nothing to verify")
+                   f"{word}: nothing to verify")
         click.echo(f"  failures: {h['failures']}, informational: {h['informational']}; report: "
                    f"{report['report_dir']}/report.html ({report['seconds']:.1f} s)")
     if failed:

@@ -148,6 +148,7 @@ def compare_cmd(run_dirs, out_dir):
 
     compare_runs(list(run_dirs), out_dir)
     click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
+    click.echo(f"wrote {out_dir}/comparison.md, comparison.json and heatmaps.png", err=True)
 
 
 def evaluation_shard_job(kwargs) -> str | None:

@@ -23,24 +23,30 @@ HARNESS_FORMATS = ("vlmevalkit", "lmms-eval")   # evaluation/export_harness.py
 @click.option("--val", "val_file", type=click.Path(dir_okay=False),
               help="Validation question file: evaluated every epoch for early stopping and the best checkpoint.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
-@click.option("--lora-r", default=32, show_default=True, type=int)
-@click.option("--lora-alpha", default=64, show_default=True, type=int)
-@click.option("--lora-dropout", default=0.0, show_default=True, type=float)
+@click.option("--lora-r", default=32, show_default=True, type=int,
+              help="LoRA rank: the width of each adapter's low-rank update (more = more trainable parameters).")
+@click.option("--lora-alpha", default=64, show_default=True, type=int,
+              help="LoRA scaling: the update is multiplied by alpha / r (the study: alpha = 2r).")
+@click.option("--lora-dropout", default=0.0, show_default=True, type=float,
+              help="Dropout on the adapters' input during training.")
 @click.option("--target-modules", default="auto", show_default=True,
               help="'auto' (q/k/v of the language model and vision encoder) or comma-separated module names.")
 @click.option("--full", is_flag=True, help="Train every weight instead of LoRA adapters.")
 @click.option("--lr", default=1e-5, show_default=True, type=float, help="AdamW learning rate.")
 @click.option("--warmup", default=0.0, show_default=True, type=float,
               help="Linear learning-rate warm-up: a number of steps, or a fraction of all steps when below 1.")
-@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--epochs", default=10, show_default=True, type=int,
+              help="Most passes over --train; early stopping on --val may end sooner (--patience).")
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Per device.")
-@click.option("--grad-accum", default=1, show_default=True, type=int)
+@click.option("--grad-accum", default=1, show_default=True, type=int,
+              help="Batches whose gradients add up before each optimizer step (effective batch = batch size x "
+                   "this x processes).")
 @click.option("--patience", default=2, show_default=True, type=int,
               help="Epochs without a better validation perplexity before stopping.")
 @dtype_option
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for GPU memory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the adapters' init and data order.")
 @trust_remote_code_option
 @max_image_pixels_option
 @click.option("--dry-run", is_flag=True,
@@ -159,7 +165,7 @@ def merge_adapter_cmd(model, adapter, out, trust_remote_code):
     from vlm_train.merge import merge_adapter
 
     path = merge_adapter(model, adapter, out, trust_remote_code=trust_remote_code)
-    click.echo(f"merged {adapter} into {model}: {path}")
+    click.echo(f"merged: {path} (a new checkpoint: {model} with {adapter} folded in; neither was changed)")
 
 
 COMMANDS: list = [train_cmd, export_cmd, tiny_model_cmd, merge_adapter_cmd]
