@@ -93,6 +93,9 @@ RELATION_TASKS: tuple[str, ...] = ("left_right", "above_below", "depth")
 BENCHMARK_TASKS: tuple[str, ...] = ("mc",)
 ALL_TASKS: tuple[str, ...] = TASKS + RELATION_TASKS + BENCHMARK_TASKS
 MC_POSITIONS: tuple[str, ...] = tuple("ABCDEFGHIJ")
+#: the task families exports group records by (a Hub dataset config, an lmms-eval task each)
+TASK_FAMILIES: dict[str, tuple[str, ...]] = {"areas": TASKS, "relations": RELATION_TASKS,
+                                             "choices": BENCHMARK_TASKS}
 #: default for `depth`: the two visible surfaces' median depths must differ by this share of the farther one
 DEPTH_MARGIN = 0.1
 

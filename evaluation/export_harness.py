@@ -53,7 +53,7 @@ from pathlib import Path
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import staged_folder
-from blender_scenes.labels import ALL_TASKS
+from blender_scenes.labels import ALL_TASKS, TASK_FAMILIES
 from blender_scenes.prompts import record_prompt
 from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
 from vlm_train.export import check_names, dataset_name
@@ -61,10 +61,6 @@ from vlm_train.images import check_image
 
 PREFIX = "scenes2real"
 LETTERS = string.ascii_uppercase
-#: task families of the lmms-eval export: one lmms-eval task each
-FAMILIES = {"areas": ("area9", "horizontal", "vertical", "open"),
-            "relations": ("left_right", "above_below", "depth"),
-            "choices": ("mc",)}   # questions imported from public benchmarks: their own options
 #: strings pandas' read_csv turns into NaN by default (VLMEvalKit reads TSVs with its defaults)
 _PANDAS_NA = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
@@ -388,7 +384,7 @@ def export_lmms_eval(questions: list[Path], out: Path) -> dict:
     tasks: dict[str, dict] = {}
     for source in sources:
         members = []
-        for family, family_tasks in FAMILIES.items():
+        for family, family_tasks in TASK_FAMILIES.items():
             items = [item for item in source.items if item.record.task in family_tasks]
             if not items:
                 continue

@@ -116,7 +116,8 @@ def read_rows_tolerant(path: Path) -> list[dict]:
         try:
             row = json.loads(line)
         except ValueError:
-            raise InputError(f"{path}:{lineno}: not valid JSON (expected one prediction per line)") from None
+            raise InputError(f"{path}:{lineno}: not valid JSON (expected one prediction per line; remove the run "
+                             f"folder to start again)") from None
         if not (isinstance(row, dict) and isinstance(row.get("id"), str)):
             raise InputError(f"{path}:{lineno}: field 'id': expected a prediction object with a string id")
         rows.append(row)

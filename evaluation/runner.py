@@ -161,26 +161,11 @@ def weights_fingerprint(folder: Path, blocks: int = 16, block_size: int = 65_536
 # --- resume ------------------------------------------------------------------------------------------------
 
 def completed_rows(rows_file: Path) -> list[dict]:
-    """Rows already in this process's own rows file; a partial or unreadable last line (a kill while writing) is
-    dropped, and the file is rewritten without it so appends start on a clean line."""
+    """Rows already in this process's own rows file (`read_rows_tolerant`: a last line cut by a kill is dropped),
+    one per id; the file is rewritten without the cut line so appends start on a clean line."""
     if not rows_file.is_file():
         return []
-    lines = rows_file.read_text(encoding="utf-8").splitlines(keepends=True)
-    rows: list[dict] = []
-    for lineno, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-            if not line.endswith("\n"):
-                raise ValueError("no newline")
-        except ValueError:
-            if lineno == len(lines):
-                break  # the line being written when the run stopped
-            raise InputError(f"{rows_file}:{lineno}: not valid JSON (expected one prediction per line; "
-                             f"remove the run folder to start again)") from None
-        if not (isinstance(row, dict) and isinstance(row.get("id"), str)):
-            raise InputError(f"{rows_file}:{lineno}: field 'id': expected a prediction object with a string id")
-        rows.append(row)
-    rows = list(best_rows(rows).values())
+    rows = list(best_rows(read_rows_tolerant(rows_file)).values())
     atomic_write_text(rows_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rows
 

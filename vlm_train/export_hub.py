@@ -17,13 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from blender_scenes.errors import InputError
+from blender_scenes.labels import TASK_FAMILIES
 from blender_scenes.files import atomic_write_text, staged_folder
 
-#: one `datasets` config per task family; a config is written only where the dataset has its records
-CONFIGS: dict[str, tuple[str, ...]] = {
-    "areas": ("area9", "horizontal", "vertical", "open"),
-    "relations": ("left_right", "above_below", "depth"),
-}
 LICENSE = "cc-by-4.0"
 MAX_SHARD_BYTES = 500 * 2**20   # of PNG bytes per parquet file (the Hub's own default for push_to_hub)
 ROW_GROUP_ROWS = 100            # rows per parquet row group: what `datasets` writes for image datasets
@@ -65,7 +61,7 @@ class Shard:
 
 
 def config_of(task: str) -> str:
-    for name, tasks in CONFIGS.items():
+    for name, tasks in TASK_FAMILIES.items():
         if task in tasks:
             return name
     raise ValueError(f"task {task!r} belongs to no config")   # QuestionRecord allows no other task
@@ -80,19 +76,14 @@ def check_out(out: Path) -> None:
 
 def audit(root: Path) -> dict:
     """The audit's report of a dataset folder (its JSON form, as `scenes2real audit` writes it), with the design
-    and manifest it read; an unreadable dataset is the audit's own InputError. The steps of
-    `blender_scenes.audit.run.audit_dataset` less its pictures, which the card does not use and which take
-    most of its time (about 4 s of 5 on the demo dataset)."""
-    from blender_scenes.audit.dataset_report import dataset_report, run_checks, split_summary
-    from blender_scenes.audit.run import scan_all
+    and manifest it read; an unreadable dataset is the audit's own InputError. Without the audit's pictures,
+    which the card does not use and which take most of its time (about 4 s of 5 on the demo dataset)."""
+    from blender_scenes.audit.run import audit_source
     from blender_scenes.audit.source import open_dataset
 
     src = open_dataset(root)
-    scans = scan_all(src, None)
-    rows = {s: [r.record for r in scans[s] if r.record] for s in scans}
-    checks = run_checks(src, scans, rows, None, None)
-    splits = {split: split_summary(src, split, scans[split], rows[split], checks) for split in scans}
-    return dataset_report(src, None, splits, checks, None) | {"_cfg": src.cfg, "_manifest": src.manifest}
+    report, _ = audit_source(src, pictures=False)
+    return report | {"_cfg": src.cfg, "_manifest": src.manifest}
 
 
 def refuse_failed(root: Path, report: dict) -> None:
@@ -337,7 +328,7 @@ def card_body(report: dict, shards: list[Shard], rows: dict[tuple[str, str], lis
              "option order is favoured.", ""]
     lines += ["## Contents", "",
               *_md_table(["config", "tasks", *splits],
-                         [[f"`{c}`", ", ".join(f"`{t}`" for t in CONFIGS[c]
+                         [[f"`{c}`", ", ".join(f"`{t}`" for t in TASK_FAMILIES[c]
                                                if any(r["task"] == t for sp in splits for r in rows.get((c, sp), []))),
                            *(len(rows.get((c, sp), [])) for sp in splits)] for c in configs])]
     per_task = Counter((r["split"], r["task"]) for items in rows.values() for r in items)

@@ -83,13 +83,21 @@ def scan_all(src: Source, workers: int | None) -> dict[str, list[SceneScan]]:
 def audit_dataset(path: str | Path, max_ratio: float | None = None, workers: int | None = None,
                   compare: str | Path | None = None, assets: str | None = None) -> tuple[dict, dict]:
     """The report of a dataset folder (JSON form) and its pictures, recounted from the files on disk."""
-    src = open_dataset(path, assets)
+    return audit_source(open_dataset(path, assets), max_ratio, workers, compare)
+
+
+def audit_source(src: Source, max_ratio: float | None = None, workers: int | None = None,
+                 compare: str | Path | None = None, pictures: bool = True) -> tuple[dict, dict]:
+    """`audit_dataset` of an opened dataset; without `pictures` (most of the time on small datasets) the second
+    item is empty, for callers that need the report alone (the Hub export's card)."""
     scans = scan_all(src, workers)
     rows: dict[str, list[SceneRecord]] = {s: [r.record for r in scans[s] if r.record] for s in scans}
     reference = summarize_questions(compare) if compare else None
     checks = run_checks(src, scans, rows, max_ratio, reference)
     splits = {split: split_summary(src, split, scans[split], rows[split], checks) for split in scans}
     report = dataset_report(src, max_ratio, splits, checks, reference)
+    if not pictures:
+        return report, {}
     compared = {Path(compare).name: reference.area_grid} if reference else None
     return report, dataset_pictures(src, rows, splits, compared)
 
