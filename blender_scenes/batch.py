@@ -41,7 +41,7 @@ class JobStats:
     worker_seconds: float = 0.0
     engine_seconds: float = 0.0
     peak_rss_mb: list[float] = field(default_factory=list)
-    status: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)   # per split: planned, rendered, status, design (see status_line)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -54,6 +54,45 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if not 0 <= k < n:
         raise InputError(f"--shard: expected K/N with 0 <= K < N, got {text!r}")
     return k, n
+
+
+def job_limit(out: str | Path, limit: int | None, resume: bool, shard: str | None = None,
+              config_hash: str | None = None) -> tuple[int | None, str | None]:
+    """The --limit a job renders with, and the line that says so when it is not simply the one given. A resumed
+    folder keeps the limit its manifest records (its `job`) unless a higher --limit is given; a lower one, or
+    a limit on a folder of the whole design, is refused (the split files would leave rendered scenes out).
+    The shards of one job must all give the same --limit (`_stored_plan` says so); a resumed one may omit it."""
+    manifest = DatasetLayout(out).read_manifest() if resume else None
+    if not manifest or not isinstance(manifest.get("job"), dict) or manifest.get("config_hash") != config_hash:
+        return limit, None   # nothing to keep; another design's folder is refused by `_stored_plan`
+    recorded = manifest["job"].get("limit")
+    where = DatasetLayout(out).manifest
+    if limit is None:
+        if recorded is None:
+            return None, None
+        more = "" if parse_shard(shard)[1] > 1 else "; a higher --limit renders more"
+        return recorded, (f"resuming with the folder's limit: the first {recorded:,} scenes of each split "
+                          f"(recorded in {where}{more})")
+    if limit == recorded or parse_shard(shard)[1] > 1:
+        return limit, None
+    if recorded is None:
+        raise InputError(f"{where}: field 'job.limit': the folder holds the whole design (no --limit); expected "
+                         f"--resume without --limit, or another --out for --limit {limit}")
+    if limit < recorded:
+        raise InputError(f"{where}: field 'job.limit': the folder was rendered with --limit {recorded}; expected "
+                         f"--limit {recorded} or more (or none) to resume it, or another --out for --limit {limit}")
+    return limit, f"note: limit {recorded:,} -> {limit:,} (was recorded in the manifest)"
+
+
+def status_line(split: str, st: dict) -> str:
+    """'train: 200/200 scenes (limited: 200 of 1,296)': rendered / planned by this job, and what the job's
+    --limit leaves out of the design's scenes of that split."""
+    design = st.get("design", st["planned"])
+    state = st["status"]
+    if st["planned"] < design:
+        limited = f"limited: {st['planned']:,} of {design:,}"
+        state = limited if state == "complete" else f"{state}; {limited}"
+    return f"{split}: {st['rendered']:,}/{st['planned']:,} scenes ({state})"
 
 
 def versions() -> dict:
@@ -119,16 +158,25 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
     stats.seconds = time.perf_counter() - t0
     stats.scenes = len(todo)
     if n == 1:   # shards merge once all are done: `scenes2real merge DIR`
-        stats.status = _merge(layout, cfg, job, expected)
+        stats.status = _merge(layout, cfg, job, expected, _design_counts(scenes))
     return stats
 
 
-def _merge(layout: DatasetLayout, cfg: DesignFile, job: dict, expected: dict[str, list[str]]) -> dict:
+def _design_counts(scenes: list[SceneSpec]) -> dict[str, int]:
+    """Scenes per split in the whole plan (what no --limit would render)."""
+    counts: dict[str, int] = {}
+    for s in scenes:
+        counts[s.split] = counts.get(s.split, 0) + 1
+    return counts
+
+
+def _merge(layout: DatasetLayout, cfg: DesignFile, job: dict, expected: dict[str, list[str]],
+           design: dict[str, int]) -> dict:
     layout.remove_split_leftovers()
     status = merge(layout, cfg, expected)
     os.sync()   # once, not per file: a split is marked complete only when its files are on disk
     write_manifest(layout, cfg, job, status)
-    return status
+    return {split: {**st, "design": design.get(split, st["planned"])} for split, st in status.items()}
 
 
 def check_user_assets(cfg: DesignFile) -> None:
@@ -274,8 +322,10 @@ def merge_dataset(out: str | Path, assets: str | None = None) -> dict:
         raise InputError(f"{layout.manifest}: file not found (expected a dataset rendered by scenes2real)")
     cfg = parse_design(manifest["config"], f"{layout.manifest} (config)", assets)
     job = manifest["job"]
-    chosen = select(read_plan(layout)[1], job["splits"], job["limit"])
-    return _merge(layout, cfg, job, {split: [s.id for s in members] for split, members in chosen.items()})
+    scenes = read_plan(layout)[1]
+    chosen = select(scenes, job["splits"], job["limit"])   # the job's --split and --limit, as recorded
+    return _merge(layout, cfg, job, {split: [s.id for s in members] for split, members in chosen.items()},
+                  _design_counts(scenes))
 
 
 def render_scene_file(scene: str | Path, out: str | Path, assets: str | None = None) -> Path:

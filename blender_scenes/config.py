@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +25,7 @@ from pydantic import (
 from .assets import asset_folder, check_design
 from .errors import InputError
 from .labels import DEPTH_MARGIN, RELATION_TASKS
+from .messages import Expected, explain, one_line, shown
 from .prompts import DEFAULT_OPEN_TEMPLATE, DEFAULT_TEMPLATE, template_problem
 from .relations import relation_levels
 
@@ -47,6 +47,11 @@ MIN_FLAT_OBJECT_PX = 3
 MAX_SEED = 2**63 - 1   # what a TOML integer holds
 
 
+# a colour, sRGB: a message about it or any of its numbers says what `Expected` says (blender_scenes/messages.py)
+Channel = Annotated[int, Field(ge=0, le=255)]
+RGB = Annotated[tuple[Channel, Channel, Channel], Expected("[R, G, B], three integers 0-255")]
+
+
 class Strict(BaseModel):
     # inf and nan (TOML and YAML write both) are refused in every float field
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -55,7 +60,7 @@ class Strict(BaseModel):
 class ImageConfig(Strict):
     width: int = Field(336, ge=16, le=8192)
     height: int = Field(336, ge=16, le=8192)
-    background: tuple[int, int, int] = (0, 0, 0)  # flat style only
+    background: RGB = (0, 0, 0)  # flat style only
 
 
 class RenderConfig(Strict):
@@ -95,17 +100,9 @@ class MaterialConfig(Strict):
 
 class FactorsConfig(Strict):
     shapes: list[str] = Field(min_length=1)
-    colors: dict[str, tuple[int, int, int]] = Field(min_length=1)   # name -> sRGB 0..255
+    colors: dict[str, RGB] = Field(min_length=1)   # name -> sRGB 0..255
     sizes: dict[str, float] = Field(min_length=1)   # flat: share of a cell; 3d: longest side in metres
     materials: dict[str, MaterialConfig] = Field(default_factory=dict)
-
-    @field_validator("colors")
-    @classmethod
-    def _rgb(cls, v):
-        for name, rgb in v.items():
-            if any(not 0 <= c <= 255 for c in rgb):
-                raise ValueError(f"colour {name!r}: expected three integers in 0..255, got {list(rgb)}")
-        return v
 
     @field_validator("sizes")
     @classmethod
@@ -123,7 +120,8 @@ class FactorsConfig(Strict):
         return v
 
 
-SplitSpec = Literal["train", "val", "test"] | dict[Literal["train", "val", "test"], float]
+SplitSpec = Annotated[Literal["train", "val", "test"] | dict[Literal["train", "val", "test"], float],
+                      Expected("a split ('train', 'val' or 'test') or a table of fractions by split")]
 
 
 class SubsetConfig(Strict):
@@ -346,59 +344,24 @@ class DesignFile(Strict):
         return self._digest
 
 
-_UNION_BRANCH = re.compile(r"[a-z-]+\[.*\]")   # pydantic's name of a union member in an error's loc
-_LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")   # what str.splitlines splits on
-
-
-def _one_line(text: str) -> str:
-    """A message with the line breaks of names from the file (a colour called "re<newline>d") written as
-    escapes."""
-    return _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _shown(value) -> str:
-    try:
-        text = repr(value)
-    except ValueError:   # an int too long for Python to write out
-        return "a huge integer"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _format_error(path: str, err: ValidationError) -> str:
-    errors = err.errors()
-    e = errors[0]
-    branch = next((i for i, p in enumerate(e["loc"]) if isinstance(p, str) and _UNION_BRANCH.fullmatch(p)), None)
-    if branch is not None:   # a value of a union (a split name or fractions): the member that read furthest
-        e = max((x for x in errors if x["loc"][:branch] == e["loc"][:branch]), key=lambda x: len(x["loc"]))
-    field = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and _UNION_BRANCH.fullmatch(p)))
-    msg = e["msg"].removeprefix("Value error, ")
-    if not field and ": " in msg:   # whole-file checks name their field first: "design.subsets[0].colors: ..."
-        field, msg = msg.split(": ", 1)
-    if e["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif e["type"] == "literal_error":
-        msg = f"got {_shown(e.get('input'))}; {msg.lower()}"
-    return _one_line(f"{path}: field '{field}': {msg}")
-
-
 def parse_design(data: dict, source: str, assets: str | Path | None = None, base: Path | None = None) -> DesignFile:
     """Validate a design. Its asset folder is `assets` (--assets) if given, else its own `assets` key (relative
     to `base`, the design file's folder), else $SCENES2REAL_ASSETS; stored absolute."""
     own = data.get("assets")
     if own is not None and (not isinstance(own, str) or "\0" in own):
-        raise InputError(_one_line(f"{source}: field 'assets': expected the path of an asset folder, "
-                                   f"got {_shown(own)}"))
+        raise InputError(one_line(f"{source}: field 'assets': expected the path of an asset folder, "
+                                   f"got {shown(own)}"))
     if own is not None and base is not None:
         own = str(base / own)
     data = {**data, "assets": asset_folder(assets, own)}
     try:
         cfg = DesignFile.model_validate(data)
     except ValidationError as err:
-        raise InputError(_format_error(source, err)) from None
+        raise InputError(explain(err, DesignFile, data).line(source)) from None
     try:
         check_design(cfg, source)   # shapes are asset names: known, of the style's kind, textured ones uncrossed
     except InputError as err:
-        raise InputError(_one_line(str(err))) from None
+        raise InputError(one_line(str(err))) from None
     return cfg
 
 
@@ -418,7 +381,7 @@ def load_design(path: str | Path, assets: str | Path | None = None) -> DesignFil
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
         first = (str(err).splitlines() or ["?"])[0]
-        raise InputError(_one_line(f"{path}: not valid {kind}: {first}")) from None
+        raise InputError(one_line(f"{path}: not valid {kind}: {first}")) from None
     except RecursionError:
         raise InputError(f"{path}: not valid {kind}: nested too deeply") from None
     except ValueError as err:   # YAML: an integer of more than 4300 digits

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import InputError
 from .files import temporary_name
 from .labels import LABELS
+from .messages import explain, json_position, one_line, shown
 from .prompts import template_problem
 
 Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth", "mc"]
@@ -142,12 +143,7 @@ def read_questions(path: str | Path) -> list[QuestionRecord]:
             try:
                 record = QuestionRecord.model_validate_json(line)
             except ValidationError as err:
-                e = err.errors()[0]
-                if e["type"] == "string_unicode":
-                    raise InputError(f"{path}:{lineno}: not UTF-8 text (expected a question record, one JSON "
-                                     "object per line)") from None
-                field = ".".join(str(p) for p in e["loc"]) or "line"
-                raise InputError(f"{path}:{lineno}: field '{field}': {e['msg']}") from None
+                raise InputError(_record_error(err, line, f"{path}:{lineno}")) from None
             if record.task == "mc":   # the options are the record's own: 2-10 different ones, the answer among them
                 problem = mc_problem(record.options, record.answer)
                 if problem:
@@ -158,6 +154,25 @@ def read_questions(path: str | Path) -> list[QuestionRecord]:
                     raise InputError(f"{path}:{lineno}: field 'template': {problem}")
             records.append(record)
     return records
+
+
+def _record_error(err: ValidationError, line: str, where: str) -> str:
+    """The one line for a question line that is no valid record: a JSON syntax error at its column in the
+    file (`q.jsonl:2:17: ...`), else the field and what it expects."""
+    e = err.errors()[0]
+    if e["type"] == "string_unicode" and not e["loc"]:
+        return f"{where}: not UTF-8 text (expected a question record, one JSON object per line)"
+    if e["type"] == "json_invalid":
+        _, column, reason = json_position(line, e.get("ctx", {}).get("error", e["msg"]))
+        return one_line(f"{where}:{column}: not valid JSON ({reason}): expected a question record, one JSON "
+                        "object per line")
+    if e["type"] == "model_type":
+        return f"{where}: expected a question record (one JSON object per line), got {one_line(shown(e['input']))}"
+    try:   # the values, to show the one at fault as written
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        data = None
+    return explain(err, QuestionRecord, data, table="an object").line(where)
 
 
 def mc_problem(options: list[str], answer: str) -> str | None:

@@ -22,6 +22,8 @@ from blender_scenes.files import atomic_write_bytes
 from blender_scenes.labels import LABELS
 from blender_scenes.questions import balanced_indices, mc_problem, shuffle, write_jsonl
 
+from .imagefiles import missing_files
+
 BENCHMARKS = ("vsr", "cvbench", "whatsup", "blink")
 
 # VSR's relation -> meta-category table, verbatim from cambridgeltl/visual-spatial-reasoning
@@ -385,8 +387,8 @@ def write_benchmark_questions(name: str, file: str | Path, out: str | Path, imag
         if rid in seen:
             raise InputError(f"{row.where}: field 'id': {rid!r} is also the id of {seen[rid]} (expected unique rows)")
         seen[rid] = row.where
-    missing = [r for r in rows if (r.image_bytes is None and r.image_path is None)
-               or (r.image_path is not None and not r.image_path.is_file())]
+    absent = set(missing_files(r.image_path for r in rows if r.image_path is not None))   # one listing per folder
+    missing = [r for r in rows if (r.image_bytes is None and r.image_path is None) or r.image_path in absent]
     if missing and not skip_missing:
         first = missing[0]
         what = first.image_path if first.image_path is not None else "no image bytes"

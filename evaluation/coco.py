@@ -10,20 +10,22 @@ task asks about the same objects. Relation tasks (`left_right`, `above_below`) a
 objects that are not crowd regions, answered by `labels.relation_of_boxes`. The file is validated once when
 read (errors name file and field) and indexed once by pycocotools. Records are built as plain dicts in
 `QuestionRecord`'s field order and written as they come (validating a million records one by one costs more
-than building them; the tests validate them). No bpy, no torch.
+than building them; the tests validate them). With an images folder, the CLI refuses (or, with
+--skip-missing, leaves out) the images that are not there, from one listing of the folder. No bpy, no torch.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import math
 import os
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
@@ -53,6 +55,8 @@ from blender_scenes.questions import (
     shuffle,
     write_lines,
 )
+
+from .imagefiles import count_line, missing_files
 
 #: relation tasks COCO can answer: 2D boxes only (depth needs a rendered depth pass)
 COCO_RELATION_TASKS: tuple[str, ...] = tuple(t for t in RELATION_TASKS if t != "depth")
@@ -338,10 +342,11 @@ def _image_path(file_name: str, images: str | Path | None) -> str:
 
 def _row(qid: str, image: str, task: str, question: str, options: list[str], answer: str, target: dict,
          settings: CocoQuestionSettings, split: str) -> dict[str, Any]:
-    """A record as `QuestionRecord(...).model_dump()` writes it, without the pydantic round trip: the same
-    keys in the same order (`template` None; area records have no `anchor` key)."""
+    """A record with the keys of `QuestionRecord(...).model_dump()` in its order, without the pydantic round trip,
+    less the two that are None: `template` (the default template has no key, as in synthetic and benchmark
+    records) and, for area records, `anchor`."""
     return {"id": qid, "image": image, "task": task, "question": question, "options": options,
-            "answer": answer, "target": target, "source": settings.source, "split": split, "template": None}
+            "answer": answer, "target": target, "source": settings.source, "split": split}
 
 
 def iter_area_rows(targets: list[Target], task: str, settings: CocoQuestionSettings, split: str,
@@ -429,7 +434,7 @@ def iter_area_lines(targets: list[Target], task: str, settings: CocoQuestionSett
     answers = {area: label_of_area(area, task) for area in AREAS}
     others = {answer: [text[label] for label in labels if label != answer] for answer in set(answers.values())}
     task_text = _encode_string(task)
-    tail = f', "source": {_encode_string(settings.source)}, "split": {_encode_string(split)}, "template": null}}'
+    tail = f', "source": {_encode_string(settings.source)}, "split": {_encode_string(split)}}}'
     # horizontal, vertical: `shuffle` of the two other labels is one draw, j = getrandbits(2) until j < 2,
     # and swaps them when j is 0; so the options of each (answer, slot, j) are joined once, here
     two_others = len(labels) == 3
@@ -563,14 +568,62 @@ def _relation_summary(selection: Selection, chosen: dict[str, list[Pair]], per_t
     }
 
 
-def select(instances: str | Path, settings: CocoQuestionSettings) -> Questions:
-    """The targets and pairs of an instances file under `settings`, the split name, and a summary."""
+# what to do with a record whose image is not in the images folder: keep it (the folder is checked by whoever
+# reads the file; the library's default), refuse the file (one line), or drop its image's objects
+MISSING_IMAGES = ("keep", "error", "skip")
+
+
+def _image_files(targets: Iterable[Target], images: Path) -> dict[str, str]:
+    """The image path of each distinct image of `targets`, with its file_name (strings: 118k Paths cost more
+    than the folder's listing)."""
+    folder = str(images)
+    return {os.path.join(folder, name): name for name in dict.fromkeys(t.img["file_name"] for t in targets)}
+
+
+def _check_images_folder(images: Path, path: Path) -> None:
+    if not images.is_dir():
+        raise InputError(f"{images}: folder not found (--images); expected the folder of the images listed in "
+                         f"{path.name}")
+
+
+def _refuse_missing(images: Path, path: Path, files: dict[str, str]) -> None:
+    """One line: how many of the images that get questions are not in the folder, and the first one."""
+    missing = missing_files(files)
+    if missing:
+        raise InputError(f"{images}: {count_line(len(missing), len(files))} images listed in {path.name} are "
+                         f"missing (first: {files[missing[0]]}); expected the COCO images folder (or --skip-missing)")
+
+
+def _drop_missing(selection: Selection, images: Path) -> int:
+    """Drop the targets and relation candidates whose image is not in the folder, before balance and limit
+    (so both hold over what is written); counts the targets dropped; returns the number of images."""
+    files = _image_files(itertools.chain(selection.targets, *selection.candidates), images)
+    absent = {files[p] for p in missing_files(files)}
+    if absent:
+        kept = [t for t in selection.targets if t.img["file_name"] not in absent]
+        selection.dropped["missing_image"] += len(selection.targets) - len(kept)
+        selection.targets = kept
+        selection.candidates = [c for c in selection.candidates if c[0].img["file_name"] not in absent]
+    return len(absent)
+
+
+def select(instances: str | Path, settings: CocoQuestionSettings, images: str | Path | None = None,
+           missing: str = "keep") -> Questions:
+    """The targets and pairs of an instances file under `settings`, the split name, and a summary. With an
+    `images` folder and `missing` "error" or "skip", the images that get questions are looked for there
+    (`MISSING_IMAGES`)."""
     settings.check()
+    if missing not in MISSING_IMAGES:
+        raise ValueError(f"missing: expected one of {MISSING_IMAGES}, got {missing!r}")
     path = Path(instances)
     coco = load_instances(path)
     split = settings.split or split_of(path)
+    checked = Path(images) if images is not None and missing != "keep" else None
+    if checked is not None:
+        _check_images_folder(checked, path)
     selection = select_objects(coco, settings, path)
     dropped = selection.dropped
+    images_missing = _drop_missing(selection, checked) if checked is not None and missing == "skip" else 0
     candidates = len(selection.targets)
     targets = balance_and_limit(selection.targets, settings, path, dropped) if settings.area_tasks else []
     chosen: dict[str, list[Pair]] = {}
@@ -580,6 +633,9 @@ def select(instances: str | Path, settings: CocoQuestionSettings) -> Questions:
         task_dropped: Counter = Counter(unanswered=unanswered)
         chosen[task] = sample_pairs(pairs, task, settings, path, task_dropped)
         per_task[task] = {"dropped": {k: task_dropped.get(k, 0) for k in ("unanswered", "balance", "limit")}}
+    if checked is not None and missing == "error":
+        asked = itertools.chain(targets, *((a, b) for pairs in chosen.values() for a, b, _ in pairs))
+        _refuse_missing(checked, path, _image_files(asked, checked))
     per_area = Counter(t.area_label for t in targets)
     summary = {
         "instances": str(path),
@@ -587,8 +643,9 @@ def select(instances: str | Path, settings: CocoQuestionSettings) -> Questions:
         "images": len(coco.imgs),
         "images_with_targets": len({t.img["id"] for t in targets}),
         "annotations": len(coco.anns),
-        "dropped": {reason: dropped.get(reason, 0)
-                    for reason in ("outside", "crowd", "repeated", "small", "ambiguous", "balance", "limit")},
+        "dropped": {reason: dropped.get(reason, 0) for reason in ("outside", "crowd", "repeated", "small", "ambiguous",
+                                                                   "missing_image", "balance", "limit")},
+        "images_missing": images_missing,   # images dropped by --skip-missing (their targets: missing_image)
         "candidates": candidates,
         "targets": len(targets),
         "targets_per_area": {area: per_area.get(area, 0) for area in AREAS},
@@ -618,13 +675,18 @@ def _relative_to_root(images: Path, out: Path) -> str:
 
 
 def write_coco_questions(instances: str | Path, out: str | Path, images: str | Path | None = None,
-                         settings: CocoQuestionSettings | None = None) -> dict:
-    """Build the questions and write them atomically to `out` (JSONL); returns the summary."""
+                         settings: CocoQuestionSettings | None = None, missing: str = "keep") -> dict:
+    """Build the questions and write them atomically to `out` (JSONL); returns the summary. `missing`: what
+    to do with images not in the `images` folder (`MISSING_IMAGES`); nothing is written when refused."""
     settings = settings or CocoQuestionSettings()
+    folder = images   # as given (from the working directory): where the images are looked for
     if images is not None and not Path(images).is_absolute():
         images = _relative_to_root(Path(images), Path(out))
     with _no_gc():
-        chosen = select(instances, settings)
+        chosen = select(instances, settings, folder, missing)
+        if chosen.summary["images_missing"] and not any(chosen.summary["questions"].values()):
+            raise InputError(f"{folder}: none of the images listed in {Path(instances).name} that would get "
+                             "questions is there; expected the COCO images folder")
         write_lines(Path(out), _lines(chosen, settings, images))
     chosen.summary["out"] = str(out)
     return chosen.summary

@@ -131,7 +131,7 @@ def test_the_stored_plan_is_audited_and_a_differing_replan_is_only_noted(demo, t
 def test_exhaustive_heldout_design_has_ratio_one_where_a_split_holds_a_whole_subset(heldout, tmp_path):
     res, report = audit(heldout, "--strict", "--json", "--out", str(tmp_path / "r"))
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["passed"] is True
+    assert json.loads(res.stdout)["passed"] is True
     test_checks = [c for c in report["balance"] if c["split"] == "test"]
     whole = [c for c in test_checks if c["rule"] == "exact"]
     assert whole and all(c["ratio"] == 1.0 and c["ok"] for c in whole)

@@ -95,7 +95,7 @@ def test_vsr_rows_become_true_false_questions(tmp_path):
     out = tmp_path / "q" / "vsr_test.jsonl"
     result = _run("questions", "vsr", "--file", str(split), "--images", str(images), "--out", str(out))
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["records"] == 3 and summary["dropped_missing_image"] == 0
     assert summary["categories"]["meta_category"] == {"Adjacency": 1, "Topological": 2}
     records = read_questions(out)
@@ -142,7 +142,7 @@ def test_missing_images_are_refused_or_skipped(tmp_path):
     result = _run("questions", "vsr", "--file", str(split), "--images", str(images), "--out", str(out),
                   "--skip-missing")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["dropped_missing_image"] == 1
+    assert json.loads(result.stdout)["dropped_missing_image"] == 1
     assert [r.id for r in read_questions(out)] == ["vsr-test-00001", "vsr-test-00003"]
 
 
@@ -254,7 +254,7 @@ def test_cvbench_parquet_images_are_written_beside_the_out_file(tmp_path):
     records = read_questions(out)
     assert Path(records[0].image) == (tmp_path / "out" / "images" / "cvbench" / "cvbench-2d-00000.png").resolve()
     assert Path(records[0].image).read_bytes() == png and records[1].image.endswith("cvbench-2d-00001.jpg")
-    assert records[0].answer == "1" and json.loads(result.output)["images_written"] == 2
+    assert records[0].answer == "1" and json.loads(result.stdout)["images_written"] == 2
     rows[1]["image"] = None
     path = _parquet(tmp_path / "test_2d.parquet", rows, ("image",))
     result = _run("questions", "cvbench", "--file", str(path), "--out", str(tmp_path / "x.jsonl"))

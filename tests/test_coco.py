@@ -280,7 +280,7 @@ def test_cli_writes_questions_and_prints_summary(tmp_path, hard_file):
     result = run_cli("--instances", hard_file, "--out", out, "--tasks", "area9,open", "--split", "test",
                      "--exclude-crowd", "--min-area", "0.001", "--seed", "3")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["targets"] == 5 and summary["questions"] == {"area9": 5, "open": 5}
     records = read_questions(out)
     assert {r.split for r in records} == {"test"} and len(records) == 10

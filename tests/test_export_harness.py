@@ -245,6 +245,6 @@ def test_the_export_command_writes_the_harness_files(fmt, question_files, tmp_pa
     out = tmp_path / fmt
     result = CliRunner().invoke(cli, ["export", *map(str, question_files), "--format", fmt, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["format"] == fmt and all(Path(f).is_file() for f in summary["files"])
     assert summary["command"].startswith("lmms-eval --include_path" if fmt == "lmms-eval" else "")

@@ -168,7 +168,7 @@ def test_boxes_outside_their_image_are_dropped_and_counted(tmp_path):
                                                                       5: "bottom left"}
     proc = cli("questions", "coco", "--instances", path, "--out", tmp_path / "q.jsonl")
     out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 0 and json.loads(out)["dropped"]["outside"] == 2, out
+    assert proc.returncode == 0 and json.JSONDecoder().raw_decode(out)[0]["dropped"]["outside"] == 2, out
 
 
 @pytest.mark.parametrize("bbox, outside", [
@@ -202,25 +202,25 @@ def test_an_unhashable_id_reference_is_one_line(tmp_path):
 # -- finding 7: numbers in design configs ---------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, field, words", [
-    ("[grid]\nrows = 9999\ncols = 9999\n", "grid.rows", "less than or equal to 99"),
-    ("[grid]\nrows = 9999\ncols = 9\n", "grid.rows", "less than or equal to 99"),
+    ("[grid]\nrows = 9999\ncols = 9999\n", "grid.rows", "expected an integer from 3 to 99, got 9999"),
+    ("[grid]\nrows = 9999\ncols = 9\n", "grid.rows", "expected an integer from 3 to 99, got 9999"),
     ("[grid]\nrows = 99\ncols = 9\n", "grid.rows", "cells of at least 4 px"),
     ("[image]\nwidth = 16\n", "grid.cols", "cells of at least 4 px"),
-    ("[image]\nwidth = 9000\n", "image.width", "less than or equal to 8192"),
-    ("[render]\nsamples = 0\n", "render.samples", "greater than or equal to 1"),
-    ("[design]\nrepeat = 1001\n", "design.repeat", "less than or equal to 1000"),
+    ("[image]\nwidth = 9000\n", "image.width", "expected an integer from 16 to 8192"),
+    ("[render]\nsamples = 0\n", "render.samples", "expected an integer from 1 to 4096, got 0"),
+    ("[design]\nrepeat = 1001\n", "design.repeat", "expected an integer from 1 to 1000"),
     ("[design]\nrepeat = 1000\n[distractors]\nvariations = 100\n", "design", f"at most {MAX_SCENES}"),
-    ("[design]\nkind = 'balanced'\nscenes = 1000001\n", "design.scenes", "less than or equal to 1000000"),
+    ("[design]\nkind = 'balanced'\nscenes = 1000001\n", "design.scenes", "expected an integer from 1 to 1000000"),
     ("[design]\nkind = 'balanced'\nscenes = 900000\n[distractors]\ncount = 5\n", "distractors.count",
      "objects planned; expected at most 4000000"),
-    ("[distractors]\nvariations = 101\n", "distractors.variations", "less than or equal to 100"),
+    ("[distractors]\nvariations = 101\n", "distractors.variations", "expected an integer from 1 to 100"),
     ("[grid]\nrows = 3\ncols = 3\n[distractors]\ncount = 9\n", "distractors.count", "expected count <= 8"),
     ("[splits]\nfractions = { train = nan, val = 0.2 }\n", "splits.fractions.train", "finite number"),
-    ("[[design.subsets]]\nname = 'a'\nsplit = { train = inf, val = 0.5 }\n", "design.subsets.0.split.train",
+    ("[[design.subsets]]\nname = 'a'\nsplit = { train = inf, val = 0.5 }\n", "design.subsets[0].split.train",
      "finite number"),
     ("[camera]\nazimuth = inf\n", "camera.azimuth", "finite number"),
-    ("seed = -9223372036854775808\n", "seed", "greater than or equal to"),
-    ("[render]\nmargin_px = 100000\n", "render.margin_px", "less than or equal to 1024"),
+    ("seed = -9223372036854775808\n", "seed", "expected an integer from -9223372036854775807 to"),
+    ("[render]\nmargin_px = 100000\n", "render.margin_px", "expected an integer from 0 to 1024"),
     ("[questions]\ntasks = ['left_right']\n[grid]\nrows = 21\ncols = 21\n", "grid", "at most 324"),
 ])
 def test_config_bounds_name_the_field(tmp_path, extra, field, words):
@@ -248,7 +248,7 @@ def test_grid_bounds_through_plan(tmp_path):
     """`rows = cols = 9999` ran `plan` into MemoryError; `rows = 9999, cols = 9` failed in render ("rendered in
     None")."""
     path = design(tmp_path, GOOD + "[grid]\nrows = 9999\ncols = 9\n")
-    assert refused("plan", path) == (f"error: {path}: field 'grid.rows': Input should be less than or equal to 99")
+    assert refused("plan", path) == (f"error: {path}: field 'grid.rows': expected an integer from 3 to 99, got 9999")
 
 
 def test_too_many_combinations(tmp_path):

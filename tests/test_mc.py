@@ -83,7 +83,7 @@ def test_a_run_is_scored_per_position_category_and_official_formula(tmp_path):
     assert (run / "heatmap_mc.png").is_file()
     result = CliRunner().invoke(cli, ["score", str(run), "--questions", str(questions), "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["benchmarks"]["cvbench"]["official"]["value"] == pytest.approx(0.375)
+    assert json.loads(result.stdout)["benchmarks"]["cvbench"]["official"]["value"] == pytest.approx(0.375)
 
 
 def test_cvbench_without_every_source_has_no_official_score(tmp_path):

@@ -88,7 +88,7 @@ def write(tmp_path: Path, text: str) -> Path:
     (FLAT.replace('"above_below"]', '"area9"]'), "questions.tasks", "cannot be mixed"),
     (FLAT + "depth_margin = 0.2\n", "questions.depth_margin", "only for designs that ask 'depth'"),
     (SOLID + "depth_margin = 1.5\n", "questions.depth_margin", "less than 1"),
-    (FLAT.replace('"above_below"]', '"near_far"]'), "questions.tasks.1", "'left_right'"),
+    (FLAT.replace('"above_below"]', '"near_far"]'), "questions.tasks[1]", "'left_right'"),
 ])
 def test_bad_relation_config_names_file_and_field(tmp_path, text, field, words):
     path = write(tmp_path, text)

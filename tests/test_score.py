@@ -153,7 +153,7 @@ def test_score_cli_prints_summary(run):
     run_dir, questions = run
     result = CliRunner().invoke(cli, ["score", str(run_dir), "--questions", str(questions), "--bootstrap", "50"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["accuracy"] == pytest.approx(4 / 9) and summary["tasks"]["area9"]["n"] == 6
 
 

@@ -85,7 +85,7 @@ def test_training_lowers_the_loss_and_the_adapter_reloads(tmp_path, tiny_checkpo
                                       "--questions", str(questions[1]), "--out", str(tmp_path / "eval"),
                                       "--device", "cpu", "--max-new-tokens", "4"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["n_predictions"] == 3 and summary["missing"] == 0
     run = json.loads((tmp_path / "eval" / "run.json").read_text())
     assert run["adapter"] == str(out / "best")

@@ -74,15 +74,16 @@ def check_out(out: Path) -> None:
         raise InputError(f"--out {out}: folder is not empty (expected a new folder for the Hugging Face export)")
 
 
-def audit(root: Path) -> dict:
+def audit(root: Path, progress: bool = False) -> dict:
     """The audit's report of a dataset folder (its JSON form, as `scenes2real audit` writes it), with the design
     and manifest it read; an unreadable dataset is the audit's own InputError. Without the audit's pictures,
     which the card does not use and which take most of its time (about 4 s of 5 on the demo dataset)."""
+    from blender_scenes.audit.progress import Phases
     from blender_scenes.audit.run import audit_source
     from blender_scenes.audit.source import open_dataset
 
     src = open_dataset(root)
-    report, _ = audit_source(src, pictures=False)
+    report, _ = audit_source(src, pictures=False, phases=Phases(progress))
     return report | {"_cfg": src.cfg, "_manifest": src.manifest}
 
 
@@ -405,9 +406,10 @@ def card_body(report: dict, shards: list[Shard], rows: dict[tuple[str, str], lis
 # ------------------------------------------------------------------------------------------ export
 
 def export_hub(dataset: str | Path, out: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES,
-               repo: str | None = None) -> Path:
+               repo: str | None = None, progress: bool = False) -> Path:
     """Audit `dataset` and write its Hugging Face folder to `out` (new or empty), renamed into place whole;
-    returns it. `repo` only names the dataset in the card's loading example."""
+    returns it. `repo` only names the dataset in the card's loading example; `progress` shows the audit's
+    bars on stderr (most of the export's time)."""
     root, out = Path(dataset), Path(out)
     try:
         import datasets  # noqa: F401
@@ -416,7 +418,7 @@ def export_hub(dataset: str | Path, out: str | Path, max_shard_bytes: int = MAX_
     if not (root / "manifest.json").is_file():
         raise InputError(f"{root}: no manifest.json (expected a dataset folder rendered by scenes2real)")
     check_out(out)
-    report = audit(root)
+    report = audit(root, progress)
     refuse_failed(root, report)
     rows = rows_of(root)
     if not rows:

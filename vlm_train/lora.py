@@ -7,6 +7,7 @@ Imports torch; peft only inside `apply_lora` (heavy, and finding the targets doe
 from __future__ import annotations
 
 import re
+import warnings
 
 import torch
 
@@ -77,4 +78,6 @@ def apply_lora(model: torch.nn.Module, targets: str | list[str], r: int, alpha: 
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none",
                         task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():   # peft asks transformers 5 for a property it deprecates: not the user's to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)

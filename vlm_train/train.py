@@ -1,8 +1,10 @@
 """Fine-tuning a VLM on question records: the transformers `Trainer` with a LoRA (peft) or full model,
 evaluation and a checkpoint every epoch, early stopping on validation perplexity, the best weights kept in
-`OUT/best`, per-epoch statistics in `OUT/train_stats.json`, and `--resume` from the newest complete checkpoint
-(one cut short by a kill or a full disk is named and removed). `best/` is written under a temporary name and
-renamed whole; a full disk is one OSError naming the folder being written (the CLI makes it one line).
+`OUT/best`, per-epoch statistics in `OUT/train_stats.json` and their picture `OUT/train_curve.png` (both rewritten
+after every epoch), a progress bar per epoch and a line of losses after it on stderr (main process), and `--resume`
+from the newest complete checkpoint (one cut short by a kill or a full disk is named and removed). `best/` is
+written under a temporary name and renamed whole; a full disk is one OSError naming the folder being written (the
+CLI makes it one line).
 
 Runs unchanged on one CPU, one GPU, or several GPUs under `accelerate launch` / `torchrun` (DDP through the
 Trainer); only the main process writes the run's own files. torch, transformers and peft (and `.lora`, which
@@ -16,7 +18,9 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -29,6 +33,7 @@ from blender_scenes.prompts import chat_turns
 
 from .checkpoint import (check_model, check_prompt_lengths, library_versions, load_processor, pick_device,
                          resolve_dtype)
+from .curve import CURVE, best_epoch, write_curve
 from .data import IGNORE_INDEX, ChatCollator, QuestionDataset, load_examples
 from .preview import dry_run
 from .resume import being_written, disk_full, resume_point
@@ -92,7 +97,8 @@ def epoch_stats(log_history: list[dict]) -> list[dict]:
 
 
 def _stats_callback(out: Path):
-    """Times each epoch into the Trainer state and rewrites `train_stats.json` after every checkpoint."""
+    """Times each epoch into the Trainer state and rewrites `train_stats.json` and `train_curve.png` after every
+    checkpoint (so a killed run keeps both; a resumed one draws every epoch, the log history being saved)."""
     from transformers import TrainerCallback
 
     class StatsCallback(TrainerCallback):
@@ -114,10 +120,127 @@ def _stats_callback(out: Path):
 
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
-                atomic_write_json(out / "train_stats.json", {"epochs": epoch_stats(state.log_history),
-                                                             "finished": False}, indent=2)
+                stats = {"epochs": epoch_stats(state.log_history), "finished": False}
+                atomic_write_json(out / "train_stats.json", stats, indent=2)
+                write_curve(stats, out / CURVE)
 
     return StatsCallback()
+
+
+class _LineStream:
+    """stderr when it is not a terminal (a log file, CI, a pipe): each update of a bar becomes a line of its own,
+    where a terminal overwrites it in place after a carriage return; a cleared bar leaves nothing."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _progress_callback(patience: int | None):
+    """A bar per epoch (optimizer steps done of the epoch's, its mean train loss so far, rate, time left) and
+    per validation, then one line of the epoch's losses; on the main process only, on stderr. On a terminal the
+    bar redraws every second; elsewhere it writes a line when it starts, every 30 s and when it ends."""
+    from tqdm import tqdm
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self):
+            self.bar = self.val_bar = None
+            self.loss_sum, self.loss_read = None, 0.0
+            self.shown, self.epoch = False, 0
+
+        def add_loss(self, loss) -> None:
+            """Each micro-batch's loss as the Trainer reports it (a detached tensor: added on its device, read
+            about once a second, so a GPU is not made to wait at every step)."""
+            self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.shown = state.is_world_process_zero
+            self.epochs = state.num_train_epochs
+            self.per_epoch = math.ceil(state.max_steps / max(1, state.num_train_epochs))
+            self.tty = getattr(sys.stderr, "isatty", lambda: False)()
+            self.stream = sys.stderr if self.tty else _LineStream(sys.stderr)
+            self.interval = 1.0 if self.tty else 30.0
+
+        def _new_bar(self, desc: str, total: int, initial: int, unit: str, leave: bool):
+            return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream, leave=leave,
+                        mininterval=self.interval, dynamic_ncols=self.tty)
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            if not self.shown:
+                return
+            self.epoch = state.global_step // self.per_epoch + 1
+            self.first_step = (self.epoch - 1) * self.per_epoch
+            self.loss_sum = None
+            self.bar = self._new_bar(f"epoch {self.epoch}/{self.epochs}", self.per_epoch,
+                                     state.global_step - self.first_step, "step", leave=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is None:
+                return
+            done = state.global_step - self.first_step
+            now = time.monotonic()
+            if self.loss_sum is not None and (done >= self.per_epoch or now - self.loss_read >= 1.0):
+                self.loss_read = now
+                self.bar.set_postfix(loss=f"{float(self.loss_sum) / max(1, done):.4g}", refresh=False)
+            self.bar.update(1)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self._close("bar")
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if not self.shown or eval_dataloader is None:
+                return
+            if self.val_bar is None:
+                # a terminal keeps the epoch's bar and its summary line; a log keeps the validation's last line too
+                self.val_bar = self._new_bar(f"epoch {self.epoch}/{self.epochs} val", len(eval_dataloader), 0,
+                                             "batch", leave=not self.tty)
+            self.val_bar.update(1)
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            self._close("val_bar")
+
+        def on_save(self, args, state, control, **kwargs):
+            if self.shown:
+                print(epoch_line(epoch_stats(state.log_history), self.epoch, self.epochs), file=sys.stderr,
+                      flush=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.close()
+            if self.shown and patience and state.global_step < state.max_steps:
+                print(f"stopped early after epoch {self.epoch}/{self.epochs}: no better val loss in {patience} "
+                      "epochs", file=sys.stderr, flush=True)
+
+        def _close(self, name: str) -> None:
+            bar = getattr(self, name)
+            if bar is not None:
+                bar.close()
+                setattr(self, name, None)
+
+        def close(self) -> None:
+            """End the bars still drawn (an error's line then starts a line of its own)."""
+            self._close("bar")
+            self._close("val_bar")
+
+    return ProgressCallback()
+
+
+def epoch_line(epochs: list[dict], epoch: int, of: int) -> str:
+    """`epoch 2/3: train loss 0.8312, val loss 0.9104 (best)`: one epoch's losses, `(best)` where its val loss
+    is the lowest so far (the first of equal ones, as the Trainer keeps its best checkpoint)."""
+    row = next((e for e in epochs if e["epoch"] == epoch), {})
+    parts = [f"{name} loss {row[key]:.4g}" for name, key in (("train", "train_loss"), ("val", "val_loss"))
+             if row.get(key) is not None]
+    best = " (best)" if row.get("val_loss") is not None and best_epoch(epochs) == epoch else ""
+    return f"epoch {epoch}/{of}: {', '.join(parts) or 'no loss logged'}{best}"
 
 
 def answer_logits_only(inputs: dict) -> dict:
@@ -174,6 +297,15 @@ def _trainer_class(trust_remote_code: bool):
                 return super()._load_best_model()
             self._copy_weights_from(self.state.best_model_checkpoint, full)
 
+        # the progress bar's `add_loss`, when there is a bar
+        loss_seen = None
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if self.loss_seen is not None:
+                self.loss_seen(loss)
+            return loss
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self._takes_logits_to_keep():
                 inputs = answer_logits_only(inputs)
@@ -212,8 +344,9 @@ def prepare_model(cfg: TrainConfig, torch_dtype):
     return model, info
 
 
-def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
-    """Run one fine-tuning job; returns the statistics written to `OUT/train_stats.json`.
+def train(cfg: TrainConfig, callbacks: Sequence = (), progress: bool = True) -> dict:
+    """Run one fine-tuning job; returns the statistics written to `OUT/train_stats.json`. `progress`: the bars
+    and per-epoch lines on stderr.
 
     Every input is checked before the model loads: question files (non-empty, images on disk, within the pixel
     limit and decoding), the model (its config, no code of its own unless trusted), every conversation within the
@@ -225,11 +358,28 @@ def train(cfg: TrainConfig, callbacks: Sequence = ()) -> dict:
     train_examples, val_examples, processor = _checked_inputs(cfg)
     resume_from = resume_point(checkpoints) if cfg.resume else None
     try:
-        return _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks)
+        with _library_bars(progress):
+            return _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks, progress)
     except Exception as err:
         if not disk_full(err, out):
             raise
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(being_written(out))) from err
+
+
+@contextmanager
+def _library_bars(shown: bool):
+    """transformers' and the Hub's own bars (loading and writing weights) off for a run without progress, then
+    back as they were."""
+    from transformers.utils import logging as hf_logging
+
+    hide = not shown and hf_logging.is_progress_bar_enabled()
+    if hide:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hide:
+            hf_logging.enable_progress_bar()
 
 
 def dry_run_training(cfg: TrainConfig) -> dict:
@@ -255,10 +405,10 @@ def _checked_inputs(cfg: TrainConfig):
     return train_examples, val_examples, processor
 
 
-def _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks) -> dict:
+def _run(cfg, train_examples, val_examples, processor, out, resume_from, callbacks, progress) -> dict:
     import torch
     import transformers
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, PrinterCallback
 
     # the Trainer puts the model on the GPU when there is one
     dtype_name, torch_dtype = resolve_dtype(cfg.dtype, pick_device("auto"))
@@ -266,20 +416,29 @@ def _run(cfg, train_examples, val_examples, processor, out, resume_from, callbac
     model, info = prepare_model(cfg, torch.float32 if cfg.full else torch_dtype)
     out.mkdir(parents=True, exist_ok=True)
     args = _training_arguments(cfg, out, dtype_name, evaluate=bool(val_examples))
+    bars = [_progress_callback(cfg.patience if val_examples else None)] if progress else []
     trainer = _trainer_class(cfg.trust_remote_code)(
         model=model, args=args, train_dataset=QuestionDataset(train_examples),
         eval_dataset=QuestionDataset(val_examples) if val_examples else None,
         data_collator=ChatCollator(processor),
-        callbacks=[_stats_callback(out), *([EarlyStoppingCallback(cfg.patience)] if val_examples else []),
+        callbacks=[_stats_callback(out), *([EarlyStoppingCallback(cfg.patience)] if val_examples else []), *bars,
                    *callbacks],
     )
+    # the Trainer prints each log dict to stdout when its own bar is off; train.log and the lines above say it
+    trainer.remove_callback(PrinterCallback)
+    if bars:
+        trainer.loss_seen = bars[0].add_loss
     if trainer.is_world_process_zero():
         atomic_write_json(out / "train_config.json", {
             **cfg.model_dump(), "dtype_resolved": dtype_name, **info,
             "train_examples": len(train_examples), "val_examples": len(val_examples or []),
             "world_size": args.world_size, "resumed_from": resume_from, "versions": library_versions()}, indent=2)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        for bar in bars:
+            bar.close()
     stats = _final_stats(trainer, cfg, time.perf_counter() - started)
     _save_best(trainer, processor, out, stats)
     return stats
@@ -318,7 +477,7 @@ def _final_stats(trainer, cfg: TrainConfig, seconds: float) -> dict:
              "wall_time_s": round(seconds, 3), "finished": True}
     if stats["best_val_loss"] is not None:
         stats["best_val_perplexity"] = math.exp(min(stats["best_val_loss"], 700.0))
-        stats["best_epoch"] = min(stats["epochs"], key=lambda e: e.get("val_loss", math.inf))["epoch"]
+        stats["best_epoch"] = best_epoch(stats["epochs"])
     return stats
 
 
@@ -347,5 +506,6 @@ def _save_best(trainer, processor, out: Path, stats: dict) -> None:
         raise
     if trainer.is_world_process_zero():
         atomic_write_json(out / "train_stats.json", stats, indent=2)
+        write_curve(stats, out / CURVE)   # the same picture, now from the final statistics
     trainer.accelerator.wait_for_everyone()
 

@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
+from ..messages import explain, one_line
 
 FLAT_SHAPES = ("square", "circle", "triangle", "star", "plus", "diamond", "hexagon", "heart")
 SOLID_SHAPES = ("cube", "sphere", "cylinder", "cone", "torus", "pyramid", "capsule")
@@ -148,16 +149,11 @@ def read_manifest(path: Path) -> Manifest:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{path}: not valid TOML: {err}") from None
+        raise InputError(one_line(f"{path}: not valid TOML: {err}")) from None
     try:
         return Manifest.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
-        if e["type"] == "literal_error":
-            msg = f"got {e.get('input')!r}; {msg.lower()}"
-        raise InputError(f"{path}: field '{field}': {msg}") from None
+        raise InputError(explain(err, Manifest, data).line(str(path))) from None
 
 
 class Library:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..files import atomic_write_text, temporary_name
+from ..messages import explain, one_line
 from .importer import toml_entry
 from .library import MANIFEST, NAME, AssetEntry, load_library
 
@@ -113,11 +114,11 @@ def add_asset(file: str, name: str, assets_dir: str | None, obj: str | None = No
     target = src.resolve() if link else Path(name) / src.name
     fields = {"display": display, "file": str(target), "object": obj, "up": up, "kind": "flat" if flat else None,
               "colourable": not textured, "licence": licence, "origin": origin or f"added from {src.resolve()}"}
+    given = {k: v for k, v in fields.items() if v not in (None, "")}
     try:
-        AssetEntry.model_validate({k: v for k, v in fields.items() if v not in (None, "")})
+        AssetEntry.model_validate(given)
     except ValidationError as err:
-        e = err.errors()[0]
-        raise InputError(f"{src}: {e['msg'].removeprefix('Value error, ')}") from None
+        raise InputError(one_line(f"{src}: {explain(err, AssetEntry, given).message}")) from None
     copies = [] if link else files_to_copy(src)   # every reference checked before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / MANIFEST

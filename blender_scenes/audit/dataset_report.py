@@ -1,6 +1,6 @@
 """The report of a dataset audit in its JSON form: every check run on the scanned scenes, the figures of each
 split, the headline and the top-level fields. Of the audit it imports the checks, sections, scan, source,
-findings and questionfile; never run or the pages."""
+findings, progress and questionfile; never run or the pages."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -9,6 +9,7 @@ from .balance_checks import BalanceCheck, balance_checks, failures
 from .coco_checks import CocoCheck, check_coco
 from .findings import KINDS, Finding
 from .hygiene import HygieneCheck, check_hygiene
+from .progress import SILENT, Phases
 from .question_checks import QuestionCheck, check_questions
 from .questionfile import QuestionFileSummary
 from .scan import SceneRecord, SceneScan
@@ -35,13 +36,20 @@ class DatasetChecks:
 
 
 def run_checks(src: Source, scans: dict[str, list[SceneScan]], rows: dict[str, list[SceneRecord]],
-               max_ratio: float | None, reference: QuestionFileSummary | None) -> DatasetChecks:
+               max_ratio: float | None, reference: QuestionFileSummary | None,
+               phases: Phases = SILENT) -> DatasetChecks:
     """Integrity, labels, hygiene and balance; a compared question file's findings are shown, never strict."""
-    scenes = check_scenes(src, scans)
-    questions = check_questions(src, scans)
-    coco = check_coco(src, scans)
-    hygiene = check_hygiene(src, scans, questions.records, coco.indexes)
-    balance = balance_checks(src, rows, questions.records, max_ratio)
+    with phases.phase("checks", 5) as advance:   # scenes, questions, COCO, hygiene, balance
+        scenes = check_scenes(src, scans)
+        advance()
+        questions = check_questions(src, scans)
+        advance()
+        coco = check_coco(src, scans)
+        advance()
+        hygiene = check_hygiene(src, scans, questions.records, coco.indexes)
+        advance()
+        balance = balance_checks(src, rows, questions.records, max_ratio)
+        advance()
     findings = [*scenes.findings, *questions.findings, *coco.findings, *hygiene.findings,
                 *_housekeeping_findings(src), *failures(balance), *_manifest_findings(src)]
     if reference is not None:   # reference data: never fails --strict on the dataset

@@ -1,40 +1,55 @@
 """Which pictures a dataset report shows, and the numbers behind each: area and cell maps per split, bars per
 factor and per option position, the visibility histogram, a grid of sample images. pictures.py draws them.
-Of the audit it imports only pictures, sections, scan and source."""
+Of the audit it imports only pictures, progress, sections, scan and source."""
 from __future__ import annotations
 
 from ..labels import AREAS
 from . import pictures
+from .progress import SILENT, Phases
 from .scan import SceneRecord
 from .sections import area_grid, cell_grid
 from .source import Source
 
 SAMPLES_PER_SPLIT = 4
+PICTURES = 6   # areas, cells, factors, options, visibility, samples: the steps of the pictures' bar
 
 
 def dataset_pictures(src: Source, rows: dict[str, list[SceneRecord]], splits: dict[str, dict],
-                     compare: dict[str, list[list[int]]] | None = None) -> dict[str, bytes]:
+                     compare: dict[str, list[list[int]]] | None = None,
+                     phases: Phases = SILENT) -> dict[str, bytes]:
     """PNG bytes by name; `compare`: area grids of compared question files, drawn beside the splits'."""
-    figs: dict[str, bytes] = {}
     if not any(rows.values()):
-        return figs
-    rows = {s: r for s, r in rows.items() if r}
+        return {}
+    with phases.phase("pictures", PICTURES) as advance:
+        return _pictures(src, {s: r for s, r in rows.items() if r}, splits, compare, advance)
+
+
+def _pictures(src: Source, rows: dict[str, list[SceneRecord]], splits: dict[str, dict],
+              compare: dict[str, list[list[int]]] | None, advance) -> dict[str, bytes]:
+    """The pictures of `dataset_pictures`, one step of its bar each (one that is not drawn counts as done)."""
+    figs: dict[str, bytes] = {}
     figs["areas"] = pictures.heatmaps({s: area_grid(r) for s, r in rows.items()} | (compare or {}),
                                       "targets per area (from each target's mask)",
                                       xlabels=["left", "center", "right"], ylabels=["top", "center", "bottom"])
+    advance()
     figs["cells"] = pictures.heatmaps({s: cell_grid(r, src.cfg.grid.rows, src.cfg.grid.cols) for s, r in rows.items()},
                                       "targets per placement cell (planned_cell)")
+    advance()
     figs["factors"] = pictures.factor_bars({s: _factor_counts(splits[s]) for s in rows}, "targets per factor level")
+    advance()
     idx = {s: {f"option index ({t})": v.get("option_index", {}) for t, v in splits[s]["answers"].items()
                if v.get("option_index")} for s in rows}
     if any(idx.values()):
         figs["options"] = pictures.factor_bars(idx, "position of the correct option in the shuffled options")
+    advance()
     vis = {s: splits[s]["visibility"]["histogram"]["counts"] for s in rows}
     edges = next(iter(splits.values()))["visibility"]["histogram"]["edges"]
     figs["visibility"] = pictures.histogram(vis, edges, "visible share of every object", "visible share")
+    advance()
     grid = pictures.sample_grid([x for s, r in rows.items() for x in _samples(s, r)], src.root)
     if grid:
         figs["samples"] = grid
+    advance()
     return figs
 
 

@@ -1,8 +1,8 @@
 """The audit of one question file (*.jsonl, e.g. COCO questions from the evaluation package): what can be
 known without scenes: target area distribution, answers per task and whether each equals the label of its
 box, the correct option's index, counts per category. Image sizes come from target fields or image headers
-(never decoded; an image over the pixel limit is a finding). Of the audit it imports only pictures, balance and
-findings."""
+(never decoded; an image over the pixel limit is a finding). Of the audit it imports only pictures, balance,
+findings and progress."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -15,7 +15,9 @@ from ..questions import QuestionRecord, read_questions, resolve_image
 from . import pictures
 from .balance import count_levels, figures
 from .findings import Finding
+from .progress import SILENT, Phases
 
+TALLY_STEP = 500   # records between two moves of the bar: rich's advance takes a lock
 SIZE_KEYS = (("image_width", "image_height"), ("width", "height"))
 
 
@@ -55,11 +57,13 @@ class QuestionFileSummary:
     area_grid: list[list[int]]     # targets per area as a 3x3 grid, for the pictures
 
 
-def summarize_questions(path: str | Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> QuestionFileSummary:
-    """Counts and checks of a question file; raises InputError when it cannot be read."""
+def summarize_questions(path: str | Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                        phases: Phases = SILENT, label: str = "questions") -> QuestionFileSummary:
+    """Counts and checks of a question file; raises InputError when it cannot be read. `label` names its bar."""
     path = Path(path)
     records = read_questions(path)
-    tally = tally_answers(records, path, max_image_pixels)
+    with phases.phase(f"{label}: labels from boxes", len(records)) as advance:
+        tally = tally_answers(records, path, max_image_pixels, advance)
     areas = count_levels((t.area for t in tally.targets.values()), AREAS)
     cats = Counter(t.category for t in tally.targets.values())
     summary = {
@@ -75,46 +79,57 @@ def summarize_questions(path: str | Path, max_image_pixels: int = DEFAULT_MAX_IM
     return QuestionFileSummary(summary, tally.findings, grid)
 
 
-def tally_answers(records: list[QuestionRecord], path: Path,
-                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> AnswerTally:
+def tally_answers(records: list[QuestionRecord], path: Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                  advance=None) -> AnswerTally:
     """Each answer against the label of its box (where the image size is known; a 2D relation: of its target and
     anchor boxes), each answer among its options, each image within the pixel limit (one finding per image, at
-    its first record). Depth answers need a depth pass and are counted unchecked."""
+    its first record). Depth answers need a depth pass and are counted unchecked. `advance(n)`: told of the
+    records done, a step of TALLY_STEP at a time."""
     tally = AnswerTally()
     cache: dict = {}
     too_large: set[str] = set()
     for line, q in enumerate(records, 1):
-        bbox = q.target.get("bbox")
-        size = image_size(q, path, cache)
-        problem = pixel_problem(size, max_image_pixels) if size else None
-        if problem and q.image not in too_large:
-            too_large.add(q.image)
-            tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
-                                          f"question {q.id}: image {q.image} {problem}"))
-        if size is None or not bbox:
-            tally.unsized += 1
-            continue
-        W, H = size
-        tally.targets.setdefault((q.image, tuple(bbox)), Target(area_of_box(bbox, W, H),
-                                                               q.target.get("category", "?")))
-        if q.task in RELATION_TASKS:   # 2D relations from the two boxes; depth needs a depth pass: unchecked here
-            anchor = (q.anchor or {}).get("bbox")
-            if q.task == "depth" or not anchor:
-                tally.unsized += 1
-                continue
-            want = relation_of_boxes(bbox, anchor, q.task)
-        else:
-            want = label_of_box(bbox, W, H, q.task)
-        tally.checked += 1
-        if q.answer == want:
-            tally.verified += 1
-        else:
-            tally.findings.append(Finding("labels", q.split, f"{path.name}:{line}",
-                                          f"question {q.id}: answer {q.answer!r}, its box gives {want!r}"))
-        if q.options and q.answer not in q.options:
-            tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
-                                          f"question {q.id}: answer {q.answer!r} is not among its options"))
+        _tally_one(tally, line, q, path, cache, too_large, max_image_pixels)
+        if advance and line % TALLY_STEP == 0:
+            advance(TALLY_STEP)
+    if advance:
+        advance(len(records) % TALLY_STEP)
     return tally
+
+
+def _tally_one(tally: AnswerTally, line: int, q: QuestionRecord, path: Path, cache: dict, too_large: set[str],
+               max_image_pixels: int) -> None:
+    """One record's findings and counts into `tally`."""
+    bbox = q.target.get("bbox")
+    size = image_size(q, path, cache)
+    problem = pixel_problem(size, max_image_pixels) if size else None
+    if problem and q.image not in too_large:
+        too_large.add(q.image)
+        tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
+                                      f"question {q.id}: image {q.image} {problem}"))
+    if size is None or not bbox:
+        tally.unsized += 1
+        return
+    W, H = size
+    tally.targets.setdefault((q.image, tuple(bbox)), Target(area_of_box(bbox, W, H),
+                                                           q.target.get("category", "?")))
+    if q.task in RELATION_TASKS:   # 2D relations from the two boxes; depth needs a depth pass: unchecked here
+        anchor = (q.anchor or {}).get("bbox")
+        if q.task == "depth" or not anchor:
+            tally.unsized += 1
+            return
+        want = relation_of_boxes(bbox, anchor, q.task)
+    else:
+        want = label_of_box(bbox, W, H, q.task)
+    tally.checked += 1
+    if q.answer == want:
+        tally.verified += 1
+    else:
+        tally.findings.append(Finding("labels", q.split, f"{path.name}:{line}",
+                                      f"question {q.id}: answer {q.answer!r}, its box gives {want!r}"))
+    if q.options and q.answer not in q.options:
+        tally.findings.append(Finding("integrity", q.split, f"{path.name}:{line}",
+                                      f"question {q.id}: answer {q.answer!r} is not among its options"))
 
 
 def task_figures(records: list[QuestionRecord]) -> dict[str, dict]:
@@ -136,9 +151,10 @@ def task_figures(records: list[QuestionRecord]) -> dict[str, dict]:
     return tasks
 
 
-def audit_question_file(path: Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[dict, dict]:
+def audit_question_file(path: Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                        phases: Phases = SILENT) -> tuple[dict, dict]:
     """The report of a question file alone (no scenes) and its pictures."""
-    audited = summarize_questions(path, max_image_pixels)
+    audited = summarize_questions(path, max_image_pixels, phases)
     summary, findings = audited.summary, audited.findings
     strict = [f for f in findings if f.strict]
     report = {"kind": "questions", "dataset": str(path), **summary,
@@ -147,11 +163,20 @@ def audit_question_file(path: Path, max_image_pixels: int = DEFAULT_MAX_IMAGE_PI
                            "labels_verified_share": summary["labels_verified_share"],
                            "failures": len(strict), "informational": len(findings) - len(strict)},
               "findings": [f.to_json() for f in findings]}
-    figs = {"areas": pictures.heatmaps({path.name: audited.area_grid}, "targets per area (from each box)",
+    with phases.phase("pictures", 2) as advance:
+        return report, _question_pictures(path.name, audited, advance)
+
+
+def _question_pictures(name: str, audited: QuestionFileSummary, advance) -> dict[str, bytes]:
+    """The target areas' heatmap and the bars of options, areas and categories; a step of the bar each."""
+    summary = audited.summary
+    figs = {"areas": pictures.heatmaps({name: audited.area_grid}, "targets per area (from each box)",
                                        xlabels=["left", "center", "right"], ylabels=["top", "center", "bottom"])}
-    bars = {path.name: {f"option index ({t})": v["option_index"] for t, v in summary["tasks"].items()
-                        if v.get("option_index")}}
-    bars[path.name]["area"] = summary["areas"]["counts"]
-    bars[path.name]["category (top 25)"] = dict(list(summary["categories"].items())[:25])
+    advance()
+    bars = {name: {f"option index ({t})": v["option_index"] for t, v in summary["tasks"].items()
+                   if v.get("option_index")}}
+    bars[name]["area"] = summary["areas"]["counts"]
+    bars[name]["category (top 25)"] = dict(list(summary["categories"].items())[:25])
     figs["factors"] = pictures.factor_bars(bars, "targets and options")
-    return report, figs
+    advance()
+    return figs

@@ -15,7 +15,7 @@ import click
 
 from blender_scenes.errors import InputError, Interrupted
 
-from . import assets, audit, evaluation, scenes, training
+from . import assets, audit, evaluation, scenes, training, view
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -70,7 +70,7 @@ def cli() -> None:
     """Balanced synthetic scenes for VLM fine-tuning, and the measurement of transfer to real photos."""
 
 
-for _module in (scenes, assets, audit, evaluation, training):
+for _module in (scenes, assets, audit, evaluation, training, view):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -119,8 +119,10 @@ def import_pybullet_cmd(wheel, dest):
     from blender_scenes.assets.importer import import_pybullet
     from blender_scenes.assets.library import SHIPPED_DIR
 
-    names = import_pybullet(Path(dest) if dest else SHIPPED_DIR, Path(wheel) if wheel else None)
-    click.echo(f"imported {len(names)} assets: {', '.join(names)}")
+    folder = Path(dest) if dest else SHIPPED_DIR
+    names = import_pybullet(folder, Path(wheel) if wheel else None)
+    click.echo(f"imported {len(names)} assets: {', '.join(names)} -> {folder / 'pybullet'} and "
+               f"{folder / 'manifest.toml'}")
 
 
 COMMANDS = [assets_group]

@@ -8,7 +8,7 @@ import click
 
 from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
 
-from .options import command_line
+from .options import command_line, real_stream
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
@@ -29,7 +29,8 @@ from .options import command_line
 @click.option("--max-image-pixels", type=click.IntRange(min=1), default=None,
               help="Question files: an image with more pixels (read from its header) is an integrity finding "
                    f"[default: {DEFAULT_MAX_IMAGE_PIXELS}].")
-def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max_image_pixels):
+@click.option("--quiet", is_flag=True, help="No progress bars (on stderr, one per phase).")
+def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max_image_pixels, quiet):
     """Recount a rendered dataset (or a question file) from disk: balance, split hygiene, integrity and
     labels verified from pixels; writes report.json, report.md and a self-contained report.html."""
     from blender_scenes.audit.run import audit_path, report_folder, strict_lines
@@ -37,7 +38,8 @@ def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max
 
     with output_lock(report_folder(dataset, out), command_line()):
         limit = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}   # else the default
-        report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir, **limit)
+        report = audit_path(dataset, out, max_ratio=max_ratio, compare=compare, assets=assets_dir,
+                            progress=not quiet and real_stream(sys.stderr), **limit)
     failed = strict and report["headline"]["failures"] > 0
     lines = strict_lines(report) if strict else []
     if strict and report.get("partial_splits"):
@@ -48,6 +50,7 @@ def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max
     if as_json:
         click.echo(json.dumps({"report_dir": report["report_dir"], "seconds": report["seconds"],
                                "passed": not failed, **report["headline"]}, indent=2))
+        click.echo(f"wrote {report['report_dir']}/report.json, report.md and report.html", err=True)
     else:
         h = report["headline"]
         share = h.get("labels_verified_share")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from blender_scenes.errors import InputError
 from blender_scenes.labels import RELATION_TASKS, TASKS
 
 from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
@@ -18,6 +19,17 @@ BACKEND_NAMES = ("transformers", "openai")
 # The same tuple as evaluation.coco.COCO_TASKS (a test says so), without importing pycocotools here.
 COCO_TASK_NAMES = TASKS + tuple(t for t in RELATION_TASKS if t != "depth")
 
+
+def _count(n: int, noun: str) -> str:
+    """'1 question', '4,952 questions'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def wrote(what: str) -> None:
+    """The last line of a command whose stdout is data (JSON, a report): where it wrote, on stderr (as `compare`)."""
+    click.echo(f"wrote {what}", err=True)
+
+
 @click.group("questions")
 def questions_group() -> None:
     """Build position and relation question files (JSONL question records)."""
@@ -27,7 +39,10 @@ def questions_group() -> None:
 @click.option("--instances", required=True, type=click.Path(dir_okay=False),
               help="COCO instances file (instances_val2017.json, or DATASET/annotations/SPLIT.json).")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
-              help="Folder of the images; joined to each file_name (else file_name as is).")
+              help="Folder of the images; joined to each file_name (else file_name as is). Every image that gets "
+                   "questions must be there (else one error line, nothing written).")
+@click.option("--skip-missing", is_flag=True,
+              help="With --images: leave out the objects of images not in the folder (counted in the summary).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Question file to write (.jsonl).")
 @click.option("--tasks", default="area9", show_default=True,
               help=f"Comma-separated tasks: {', '.join(COCO_TASK_NAMES)} (relations: pairs of objects).")
@@ -50,7 +65,7 @@ def questions_group() -> None:
 @click.option("--source", type=click.Choice(["coco", "synthetic"]), default="coco", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @writes("out")
-def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
+def questions_coco_cmd(instances, images, skip_missing, out, tasks, split, exclude_crowd, min_area, ambiguity_margin,
                        balance_areas, balance_answers, limit, attributes, source, seed):
     """Position and relation questions from a COCO instances file (the study's rule: one instance per
     category; relations between pairs of such objects)."""
@@ -61,8 +76,14 @@ def questions_coco_cmd(instances, images, out, tasks, split, exclude_crowd, min_
         min_area=min_area, ambiguity_margin=ambiguity_margin, balance_areas=balance_areas,
         balance_answers=balance_answers, limit=limit,
         attributes=[a.strip() for a in attributes.split(",") if a.strip()], source=source, seed=seed)
-    summary = write_coco_questions(instances, out, images=images, settings=settings)
+    if skip_missing and images is None:
+        raise InputError("--skip-missing: drops the records whose image is not in --images; give --images too")
+    missing = "keep" if images is None else "skip" if skip_missing else "error"
+    summary = write_coco_questions(instances, out, images=images, settings=settings, missing=missing)
     click.echo(json.dumps(summary, indent=2))
+    dropped = (f"; left out {_count(summary['images_missing'], 'image')} missing from {images} "
+               f"({_count(summary['dropped']['missing_image'], 'target')})" if summary["images_missing"] else "")
+    wrote(f"{_count(sum(summary['questions'].values()), 'question')} to {out}{dropped}")
 
 
 def _benchmark_command(name: str, help_text: str, file_help: str, images_help: str, seed: bool = False):
@@ -73,6 +94,11 @@ def _benchmark_command(name: str, help_text: str, file_help: str, images_help: s
 
         summary = write_benchmark_questions(name, file, out, images=images, skip_missing=skip_missing, seed=seed)
         click.echo(json.dumps(summary, indent=2))
+        pictures = (f" and {_count(summary['images_written'], 'image')} to "
+                    f"{Path(out).resolve().parent / 'images' / name}" if summary["images_written"] else "")
+        dropped = (f"; left out {_count(summary['dropped_missing_image'], 'row')} without their image"
+                   if summary["dropped_missing_image"] else "")
+        wrote(f"{_count(summary['records'], 'question')} to {out}{pictures}{dropped}")
 
     command.__doc__ = help_text
     command = writes("out")(command)
@@ -135,6 +161,13 @@ def score_cmd(run_dir, questions_path, bootstrap, seed):
         **({"benchmarks": {name: {"n": b["n"], "accuracy": b["accuracy"], "official": b["official"]}
                            for name, b in metrics["benchmarks"].items()}} if metrics.get("benchmarks") else {}),
     }, indent=2))
+    wrote(f"metrics.json, predictions.jsonl (re-parsed) and {_heatmaps(metrics)} in {run_dir}")
+
+
+def _heatmaps(metrics: dict) -> str:
+    """The heatmap files of a scored run (one per label task), as a phrase."""
+    names = list(metrics.get("heatmaps", {}).values())
+    return ", ".join(names) if names else "no heatmap (no label task)"
 
 
 @click.command("compare")
@@ -233,6 +266,7 @@ def evaluate_cmd(model, adapter, questions_path, out, backend, batch_size, max_n
     if metrics["errors"]:
         click.echo(f"note: {metrics['errors']} questions failed after their retries (rows with 'error', counted "
                    f"wrong); run the same command again to retry them", err=True)
+    wrote(f"predictions.jsonl, run.json, metrics.json and {_heatmaps(metrics)} in {out}")
 
 
 @click.command("probe")
@@ -263,8 +297,6 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
 
     Under `torchrun --nproc_per_node N -m scenes2real probe ...` each rank computes the hidden states of its
     share of the records and rank 0 fits."""
-    from blender_scenes.errors import InputError
-
     if compare:
         from evaluation.probe import compare_probes
 
@@ -273,6 +305,7 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
 
         compare_probes(list(probe_dirs), out)
         click.echo((Path(out) / "compare.md").read_text(), nl=False)
+        wrote(f"compare.md, compare.json and compare.png in {out}")
         return
     if probe_dirs or not (model and questions_path):
         raise InputError("probe: expected --model and --questions (or --compare with probe folders)")
@@ -288,6 +321,7 @@ def probe_cmd(probe_dirs, compare, model, adapter, questions_path, out, task, li
     click.echo(json.dumps({k: result[k] for k in ("task", "n", "chance", "hidden_states")}
                           | {"best_layer": best["layer"], "best_accuracy": best["accuracy"],
                              "layers": len(result["layers"]), "out": out}, indent=2))
+    wrote(f"probe.json, probe.png and the cached hidden states in {out}")
 
 
 COMMANDS: list = [questions_group, score_cmd, compare_cmd, evaluate_cmd, probe_cmd]

@@ -58,3 +58,14 @@ def writes(param: str, job=None):
 def command_line() -> str:
     """How this process was started, as a lock holder records it."""
     return " ".join(["scenes2real", *sys.argv[1:]])[:500]
+
+
+def real_stream(stream) -> bool:
+    """Whether `stream` is a file descriptor (a terminal, a log file, a pipe), where the progress bars go. An
+    in-memory stream means a program reads the command's output in-process (click's CliRunner): it gets the
+    report alone, as --quiet would give it."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):   # io.UnsupportedOperation is an OSError and a ValueError
+        return False
+    return True

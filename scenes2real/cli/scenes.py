@@ -60,7 +60,8 @@ def plan_table(name: str, summary: dict, display: dict[str, str]) -> Table:
 @click.option("--scene", "scene_file", type=click.Path(dir_okay=False),
               help="Re-render one scene from its record DATASET/scenes/SPLIT/ID.json (no design needed).")
 @click.option("--split", "splits", multiple=True, type=split_choice, help="Render only these splits (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1), help="Render the first N scenes of each split.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Render the first N scenes of each split (recorded: --resume keeps it unless given a higher one).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Local worker processes, each importing bpy once.")
 @click.option("--shard", metavar="K/N", help="Render only scenes with index % N == K (then `merge`).")
@@ -69,7 +70,7 @@ def plan_table(name: str, summary: dict, display: dict[str, str]) -> Table:
 @design_assets
 def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, resume, quiet, assets_dir):
     """Render a design: images, per-scene JSON, COCO instances, questions, manifest."""
-    from blender_scenes.batch import parse_shard, render_scene_file, run
+    from blender_scenes.batch import job_limit, parse_shard, render_scene_file, run, status_line
     from blender_scenes.config import load_config_or_preset
     from blender_scenes.lock import output_lock
 
@@ -80,18 +81,22 @@ def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, r
             click.echo(f"rendered {scene_file} -> {render_scene_file(scene_file, out, assets_dir)}")
         return
     cfg = load_config_or_preset(config, preset, assets_dir)
+    # a resumed folder keeps its recorded --limit (read before the lock: the shards' key below includes it)
+    limit, note = job_limit(out, limit, resume, shard, cfg.digest())
     # the shards of one job (same design, --split, --limit and shard count) share the folder; nothing else does
     n = parse_shard(shard)[1]
     job = f"render-shards:{cfg.digest()}:{sorted(splits)}:{limit}:{n}" if n > 1 else None
     with output_lock(out, command_line(), job=job):
+        if note:
+            click.echo(note)
         stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
                     resume=resume, progress=not quiet)
+    for split, st in stats.status.items():
+        click.echo(status_line(split, st))
+    if not stats.status:
+        click.echo(f"shard done; when every shard is, run: scenes2real merge {out}")
     click.echo(f"rendered {stats.scenes} scenes ({stats.skipped} already done) in {stats.seconds:.1f} s "
                f"-> {out}")
-    for split, st in stats.status.items():
-        click.echo(f"  {split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
-    if not stats.status:
-        click.echo(f"  shard done; when every shard is, run: scenes2real merge {out}")
 
 
 @click.command("merge")
@@ -100,10 +105,11 @@ def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, r
 @writes("dataset")
 def merge_cmd(dataset, assets_dir):
     """Build the split files (COCO, questions) of a dataset from its per-scene JSON (after shards)."""
-    from blender_scenes.batch import merge_dataset
+    from blender_scenes.batch import merge_dataset, status_line
 
     for split, st in merge_dataset(dataset, assets_dir).items():
-        click.echo(f"{split}: {st['rendered']}/{st['planned']} scenes ({st['status']})")
+        click.echo(status_line(split, st))
+    click.echo(f"merged -> {dataset} (annotations/, questions/, manifest.json)")
 
 
 COMMANDS = [plan_cmd, render_cmd, merge_cmd]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from vlm_train.export import FORMATS
 from vlm_train.families import FAMILIES
 
-from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
+from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes
 
 HARNESS_FORMATS = ("vlmevalkit", "lmms-eval")   # evaluation/export_harness.py
 
@@ -52,9 +53,11 @@ HARNESS_FORMATS = ("vlmevalkit", "lmms-eval")   # evaluation/export_harness.py
 @click.option("--dry-run", is_flag=True,
               help="Build the first batch, print its templated text and label tokens, write OUT/example.json, "
                    "and stop (processor only, no weights).")
+@click.option("--quiet", is_flag=True, help="No progress bar per epoch and no per-epoch loss lines (stderr).")
 @writes("out")
-def train_cmd(model, train_file, val_file, out, dry_run, **options):
-    """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best."""
+def train_cmd(model, train_file, val_file, out, dry_run, quiet, **options):
+    """Fine-tune a VLM on question records (LoRA by default); the best weights go to OUT/best, the loss per
+    epoch to OUT/train_stats.json and OUT/train_curve.png."""
     from vlm_train.train import dry_run_training, train
 
     cfg = _train_config(model=model, train=train_file, val=val_file, out=out, **options)
@@ -63,10 +66,11 @@ def train_cmd(model, train_file, val_file, out, dry_run, **options):
         click.echo(f"inputs ({example['id']}):\n{example['text']}\nlabels:\n{example['labels']}\n"
                    f"example: {out}/example.json")
         return
-    stats = train(cfg)
+    stats = train(cfg, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         click.echo(json.dumps({k: stats[k] for k in ("best_epoch", "best_val_perplexity", "wall_time_s")
-                               if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best"}))
+                               if k in stats} | {"epochs": len(stats["epochs"]), "best": f"{out}/best",
+                                                 "curve": f"{out}/train_curve.png"}))
 
 
 def _train_config(**values):
@@ -74,14 +78,13 @@ def _train_config(**values):
     from pydantic import ValidationError
 
     from blender_scenes.errors import InputError
+    from blender_scenes.messages import option_error
     from vlm_train.train import TrainConfig
 
     try:
         return TrainConfig(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise InputError(f"--{str(first['loc'][0]).replace('_', '-')}: {message} (got {first['input']!r})") from None
+        raise InputError(option_error(err, TrainConfig)) from None
 
 
 @click.command("export")
@@ -113,6 +116,7 @@ def export_cmd(questions, fmt, out, repo):
         write = export_vlmevalkit if fmt == "vlmevalkit" else export_lmms_eval
         summary = write([Path(q) for q in questions], Path(out))
         click.echo(json.dumps(summary, indent=2, default=str))
+        click.echo(f"wrote {len(summary['files'])} files in {summary['out']}", err=True)
         return
     from vlm_train.export import export
 
@@ -126,7 +130,7 @@ def _export_hf(arguments, out, repo):
 
     if len(arguments) != 1:
         raise InputError(f"--format hf: {len(arguments)} arguments given (expected one dataset folder)")
-    folder = export_hub(arguments[0], out, repo=repo)
+    folder = export_hub(arguments[0], out, repo=repo, progress=real_stream(sys.stderr))
     click.echo(str(folder))
     if repo:
         try:
