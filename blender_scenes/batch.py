@@ -84,6 +84,22 @@ def job_limit(out: str | Path, limit: int | None, resume: bool, shard: str | Non
     return limit, f"note: limit {recorded:,} -> {limit:,} (was recorded in the manifest)"
 
 
+def job_splits(out: str | Path, splits: list[str] | None, resume: bool,
+               config_hash: str | None = None) -> tuple[list[str] | None, str | None]:
+    """The --split a job renders, and the line that says so when it is not the one given: a resumed folder
+    rendered with --split keeps its splits (its manifest's `job`) unless --split is given again."""
+    if splits or not resume:
+        return splits, None
+    manifest = DatasetLayout(out).read_manifest()
+    if not manifest or not isinstance(manifest.get("job"), dict) or manifest.get("config_hash") != config_hash:
+        return splits, None
+    recorded = manifest["job"].get("splits")
+    if not recorded:
+        return None, None
+    return list(recorded), (f"resuming with the folder's splits: {', '.join(recorded)} (recorded in "
+                            f"{DatasetLayout(out).manifest}; --split names others)")
+
+
 def status_line(split: str, st: dict) -> str:
     """'train: 200/200 scenes (limited: 200 of 1,296)': rendered / planned by this job, and what the job's
     --limit leaves out of the design's scenes of that split."""
@@ -103,9 +119,12 @@ def versions() -> dict:
 def _stored_plan(layout: DatasetLayout, cfg: DesignFile, job: dict, resume: bool, shard: bool) -> list[SceneSpec]:
     """The plan of a job: the one stored in the folder if it has one (same config required), else made now.
     Refuses a plain run into a folder that already holds scenes unless resuming; shards always share."""
+    # scenes first, then the manifest: every writer writes the manifest before its first scene, so a shard that
+    # started beside this one (and wrote both in between) is never mistaken for a folder of unknown scenes
+    has_scenes = any(layout.root.glob("scenes/*/*.json"))
     manifest = layout.read_manifest()
     if not manifest:
-        if any(layout.root.glob("scenes/*/*.json")):
+        if has_scenes:
             raise InputError(f"{layout.root}: holds scenes but no manifest.json; choose another --out")
         return plan(cfg)
     if manifest.get("config_hash") != cfg.digest():

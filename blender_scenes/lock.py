@@ -165,7 +165,9 @@ def release(target: str | Path) -> None:
 @contextmanager
 def output_lock(target: str | Path, command: str, job: str | None = None) -> Iterator[None]:
     """Hold the lock of `target` for the block (see the module docstring), after removing what dead writers on
-    this host left half-written beside it or at its top (`.NAME.HOST-PID.tmp`)."""
+    this host left half-written beside it or at its top (`.NAME.HOST-PID.tmp`). Folders above `target` that the
+    lock had to create are removed again if the command left them empty (a refused command leaves nothing)."""
+    created = _missing_parents(lock_folder(target))
     acquire(target, command, job)
     try:
         path = Path(target)
@@ -178,6 +180,21 @@ def output_lock(target: str | Path, command: str, job: str | None = None) -> Ite
         raise
     finally:
         release(target)
+        for folder in created:   # deepest first; one that holds anything (the output) stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders above `folder` that do not exist yet, deepest first."""
+    missing = []
+    for parent in folder.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
 
 
 def distributed_job() -> str | None:

@@ -116,7 +116,10 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as err:
+            except json.JSONDecodeError as err:   # a line: its column is the file's
+                raise InputError(f"{path}:{lineno}:{err.colno}: not valid JSON ({err.msg}); expected one object per "
+                                 "line") from None
+            except ValueError as err:   # an integer of more than 4300 digits
                 raise InputError(f"{path}:{lineno}: not valid JSON ({err}); expected one object per line") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")

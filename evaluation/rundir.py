@@ -36,7 +36,8 @@ def read_predictions(path: str | Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+                raise InputError(f"{path}:{lineno}:{err.colno}: not valid JSON ({err.msg}); expected a row of a "
+                                 "run, one JSON object per line") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object per line")
             if not isinstance(row.get("id"), str):

@@ -62,11 +62,11 @@ def _records(instances, out, images, *extra):
 
 def test_a_missing_images_folder_is_one_line_and_nothing_written(coco, tmp_path):
     instances, _, _ = coco
-    out = tmp_path / "q" / "questions.jsonl"
+    out = tmp_path / "q" / "deeper" / "questions.jsonl"
     line = one_error(invoke("questions", "coco", "--instances", instances, "--images", tmp_path / "nope",
                             "--out", out))
     assert f"{tmp_path / 'nope'}: folder not found" in line and "instances_val2017.json" in line
-    assert not out.exists() and not list(out.parent.glob("*"))   # (the lock's parent folder stays, empty)
+    assert not (tmp_path / "q").exists()   # not even the folders the lock made to stand beside the output
 
 
 def test_a_wrong_images_folder_counts_every_image_missing(coco, tmp_path):
@@ -176,6 +176,23 @@ def test_a_resumed_shard_takes_the_folders_limit(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["status"] == dict.fromkeys(("train", "val", "test"),
                                                                                       "complete")
 
+
+
+@pytest.mark.bpy
+def test_a_resume_keeps_the_folders_splits(tmp_path):
+    out = tmp_path / "ds"
+    ok("render", "--preset", "demo", "--out", out, "--split", "val", "--limit", 2, "--quiet")
+    result = ok("render", "--preset", "demo", "--out", out, "--resume", "--quiet")   # not every split
+    assert f"resuming with the folder's splits: val (recorded in {out / 'manifest.json'}" in result.output
+    assert "(2 already done)" in result.output
+    assert sorted(p.parent.name for p in out.glob("images/*/*.png")) == ["val", "val"]
+    # the shards of a --split job: a resumed shard without --split joins it (its lock key and job match)
+    other = tmp_path / "shards"
+    ok("render", "--preset", "demo", "--out", other, "--split", "test", "--limit", 2, "--shard", "0/2", "--quiet")
+    result = ok("render", "--preset", "demo", "--out", other, "--shard", "1/2", "--resume", "--quiet")
+    assert "resuming with the folder's splits: test" in result.output
+    ok("merge", other)
+    assert sorted(p.parent.name for p in other.glob("images/*/*.png")) == ["test", "test"]
 
 # -- every writing command names where it wrote -----------------------------------------------------------
 

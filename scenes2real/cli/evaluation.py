@@ -1,7 +1,9 @@
 """Commands of the evaluation package: questions coco/vsr/cvbench/whatsup/blink, evaluate, score, compare, probe."""
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -9,7 +11,7 @@ import click
 from blender_scenes.errors import InputError
 from blender_scenes.labels import RELATION_TASKS, TASKS
 
-from .options import dtype_option, max_image_pixels_option, trust_remote_code_option, writes
+from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes
 
 # the names of evaluation.backends.BACKENDS (a test says so), without importing the backends here
 BACKEND_NAMES = ("transformers", "openai")
@@ -79,11 +81,28 @@ def questions_coco_cmd(instances, images, skip_missing, out, tasks, split, exclu
     if skip_missing and images is None:
         raise InputError("--skip-missing: drops the records whose image is not in --images; give --images too")
     missing = "keep" if images is None else "skip" if skip_missing else "error"
-    summary = write_coco_questions(instances, out, images=images, settings=settings, missing=missing)
+    with _busy(f"reading {instances} and writing the questions", Path(instances)):
+        summary = write_coco_questions(instances, out, images=images, settings=settings, missing=missing)
     click.echo(json.dumps(summary, indent=2))
     dropped = (f"; left out {_count(summary['images_missing'], 'image')} missing from {images} "
                f"({_count(summary['dropped']['missing_image'], 'target')})" if summary["images_missing"] else "")
     wrote(f"{_count(sum(summary['questions'].values()), 'question')} to {out}{dropped}")
+
+
+@contextlib.contextmanager
+def _busy(what: str, source: Path, large: int = 20 * 2**20):
+    """A spinner on stderr while a large file (train2017's instances: 450 MB, ~12 s) is read in one go."""
+    try:
+        size = source.stat().st_size
+    except OSError:
+        size = 0
+    if size < large or not real_stream(sys.stderr):
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"{what} ({size / 2**20:,.0f} MB)"):
+        yield
 
 
 def _benchmark_command(name: str, help_text: str, file_help: str, images_help: str, seed: bool = False):

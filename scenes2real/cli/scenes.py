@@ -70,7 +70,7 @@ def plan_table(name: str, summary: dict, display: dict[str, str]) -> Table:
 @design_assets
 def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, resume, quiet, assets_dir):
     """Render a design: images, per-scene JSON, COCO instances, questions, manifest."""
-    from blender_scenes.batch import job_limit, parse_shard, render_scene_file, run, status_line
+    from blender_scenes.batch import job_limit, job_splits, parse_shard, render_scene_file, run, status_line
     from blender_scenes.config import load_config_or_preset
     from blender_scenes.lock import output_lock
 
@@ -81,14 +81,17 @@ def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, r
             click.echo(f"rendered {scene_file} -> {render_scene_file(scene_file, out, assets_dir)}")
         return
     cfg = load_config_or_preset(config, preset, assets_dir)
-    # a resumed folder keeps its recorded --limit (read before the lock: the shards' key below includes it)
+    # a resumed folder keeps its recorded --split and --limit (read before the lock: the shards' key includes them)
+    splits, split_note = job_splits(out, list(splits) or None, resume, cfg.digest())
+    splits = splits or []
     limit, note = job_limit(out, limit, resume, shard, cfg.digest())
     # the shards of one job (same design, --split, --limit and shard count) share the folder; nothing else does
     n = parse_shard(shard)[1]
     job = f"render-shards:{cfg.digest()}:{sorted(splits)}:{limit}:{n}" if n > 1 else None
     with output_lock(out, command_line(), job=job):
-        if note:
-            click.echo(note)
+        for line in (split_note, note):
+            if line:
+                click.echo(line)
         stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
                     resume=resume, progress=not quiet)
     for split, st in stats.status.items():
