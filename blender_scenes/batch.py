@@ -153,6 +153,9 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
     """Render a design into `out`. With `shard="K/N"`, only scenes with index % N == K: any number of
     shards may share one folder, started at any time; `merge_dataset` then builds the split files."""
     check_design(cfg, f"design {cfg.name!r}")   # configs built in code skip parse_design's check
+    if resume:   # a resumed folder keeps its recorded --split and --limit, called from the CLI or from code
+        splits = job_splits(out, splits, resume, cfg.digest())[0]
+        limit = job_limit(out, limit, resume, shard, cfg.digest())[0]
     layout = DatasetLayout(out)
     k, n = parse_shard(shard)
     job = {"splits": sorted(splits, key=SPLITS.index) if splits else None, "limit": limit}

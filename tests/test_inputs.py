@@ -194,6 +194,17 @@ def test_a_resume_keeps_the_folders_splits(tmp_path):
     ok("merge", other)
     assert sorted(p.parent.name for p in other.glob("images/*/*.png")) == ["test", "test"]
 
+
+@pytest.mark.bpy
+def test_the_library_resume_keeps_the_folders_split_and_limit_too(tmp_path):
+    from blender_scenes.batch import run
+
+    out = tmp_path / "ds"
+    run(load_preset("demo"), out, splits=["val"], limit=2, progress=False)
+    stats = run(load_preset("demo"), out, resume=True, progress=False)
+    assert stats.skipped == 2 and stats.scenes == 0 and list(stats.status) == ["val"]
+    assert len(list(out.glob("images/*/*.png"))) == 2
+
 # -- every writing command names where it wrote -----------------------------------------------------------
 
 OBJ = "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 0 0 1\nv 1 0 1\nv 1 1 1\nv 0 1 1\n" \

@@ -6,6 +6,7 @@ Imports torch; peft only inside `apply_lora` (heavy, and finding the targets doe
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 
@@ -78,6 +79,14 @@ def apply_lora(model: torch.nn.Module, targets: str | list[str], r: int, alpha: 
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none",
                         task_type="CAUSAL_LM")
-    with warnings.catch_warnings():   # peft asks transformers 5 for a property it deprecates: not the user's to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with quiet_peft():
         return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """peft (0.21) asks transformers 5 for `is_gradient_checkpointing`, which it deprecates: a FutureWarning at
+    every wrap or adapter load that is not the user's to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield

@@ -27,13 +27,16 @@ def merge_adapter(model: str, adapter: str, out: str | Path, trust_remote_code: 
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
+    from .lora import quiet_peft
+
     out = Path(out)
     _check_inputs(model, adapter, out, trust_remote_code)
     with_processor = (Path(adapter) / "tokenizer_config.json").is_file()
     processor = load_processor(adapter if with_processor else model, trust_remote_code,
                                "--adapter" if with_processor else "--model")
     base = AutoModelForImageTextToText.from_pretrained(model, dtype="auto", trust_remote_code=trust_remote_code)
-    merged = PeftModel.from_pretrained(base, adapter, trust_remote_code=trust_remote_code).merge_and_unload()
+    with quiet_peft():
+        merged = PeftModel.from_pretrained(base, adapter, trust_remote_code=trust_remote_code).merge_and_unload()
     # written under a temporary name, then renamed whole: a killed merge never leaves a folder that looks complete
     with staged_folder(out) as staging:
         merged.save_pretrained(staging)

@@ -333,7 +333,11 @@ def prepare_model(cfg: TrainConfig, torch_dtype):
                                                         trust_remote_code=cfg.trust_remote_code)
     info: dict = {"model_type": model.config.model_type}
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(model, "activation_checkpointing_enable", None)   # the name transformers 5.2x keeps
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     if not cfg.full:
         targets = resolve_targets(model, cfg.target_modules)

@@ -122,7 +122,10 @@ def load_model(model_source: str, adapter: str | None = None, device: str = "cpu
     if adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter, trust_remote_code=trust_remote_code)
+        from vlm_train.lora import quiet_peft
+
+        with quiet_peft():
+            model = PeftModel.from_pretrained(model, adapter, trust_remote_code=trust_remote_code)
     model.to(device).eval()
     return model, processor
 
