@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,10 @@ def job_limit(out: str | Path, limit: int | None, resume: bool, shard: str | Non
     folder keeps the limit its manifest records (its `job`) unless a higher --limit is given; a lower one, or
     a limit on a folder of the whole design, is refused (the split files would leave rendered scenes out).
     The shards of one job must all give the same --limit (`_stored_plan` says so); a resumed one may omit it."""
-    manifest = DatasetLayout(out).read_manifest() if resume else None
-    if not manifest or not isinstance(manifest.get("job"), dict) or manifest.get("config_hash") != config_hash:
+    job = _recorded_job(out, config_hash) if resume else None
+    if job is None:
         return limit, None   # nothing to keep; another design's folder is refused by `_stored_plan`
-    recorded = manifest["job"].get("limit")
+    recorded = job.get("limit")
     where = DatasetLayout(out).manifest
     if limit is None:
         if recorded is None:
@@ -88,16 +89,22 @@ def job_splits(out: str | Path, splits: list[str] | None, resume: bool,
                config_hash: str | None = None) -> tuple[list[str] | None, str | None]:
     """The --split a job renders, and the line that says so when it is not the one given: a resumed folder
     rendered with --split keeps its splits (its manifest's `job`) unless --split is given again."""
-    if splits or not resume:
+    job = None if splits or not resume else _recorded_job(out, config_hash)
+    if job is None:
         return splits, None
-    manifest = DatasetLayout(out).read_manifest()
-    if not manifest or not isinstance(manifest.get("job"), dict) or manifest.get("config_hash") != config_hash:
-        return splits, None
-    recorded = manifest["job"].get("splits")
+    recorded = job.get("splits")
     if not recorded:
         return None, None
     return list(recorded), (f"resuming with the folder's splits: {', '.join(recorded)} (recorded in "
                             f"{DatasetLayout(out).manifest}; --split names others)")
+
+
+def _recorded_job(out: str | Path, config_hash: str | None) -> dict | None:
+    """The `job` (--split, --limit) recorded in the manifest of a folder of this design, else None."""
+    manifest = DatasetLayout(out).read_manifest()
+    if not manifest or not isinstance(manifest.get("job"), dict) or manifest.get("config_hash") != config_hash:
+        return None
+    return manifest["job"]
 
 
 def status_line(split: str, st: dict) -> str:
@@ -180,24 +187,19 @@ def run(cfg: DesignFile, out: str | Path, splits: list[str] | None = None, limit
     stats.seconds = time.perf_counter() - t0
     stats.scenes = len(todo)
     if n == 1:   # shards merge once all are done: `scenes2real merge DIR`
-        stats.status = _merge(layout, cfg, job, expected, _design_counts(scenes))
+        stats.status = _merge(layout, cfg, job, expected, scenes)
     return stats
 
 
-def _design_counts(scenes: list[SceneSpec]) -> dict[str, int]:
-    """Scenes per split in the whole plan (what no --limit would render)."""
-    counts: dict[str, int] = {}
-    for s in scenes:
-        counts[s.split] = counts.get(s.split, 0) + 1
-    return counts
-
-
 def _merge(layout: DatasetLayout, cfg: DesignFile, job: dict, expected: dict[str, list[str]],
-           design: dict[str, int]) -> dict:
+           scenes: list[SceneSpec]) -> dict:
+    """Build the split files of the `expected` scenes; the status per split, with the whole plan's count of the
+    split (`design`: what no --limit would render)."""
     layout.remove_split_leftovers()
     status = merge(layout, cfg, expected)
     os.sync()   # once, not per file: a split is marked complete only when its files are on disk
     write_manifest(layout, cfg, job, status)
+    design = Counter(s.split for s in scenes)
     return {split: {**st, "design": design.get(split, st["planned"])} for split, st in status.items()}
 
 
@@ -346,8 +348,7 @@ def merge_dataset(out: str | Path, assets: str | None = None) -> dict:
     job = manifest["job"]
     scenes = read_plan(layout)[1]
     chosen = select(scenes, job["splits"], job["limit"])   # the job's --split and --limit, as recorded
-    return _merge(layout, cfg, job, {split: [s.id for s in members] for split, members in chosen.items()},
-                  _design_counts(scenes))
+    return _merge(layout, cfg, job, {split: [s.id for s in members] for split, members in chosen.items()}, scenes)
 
 
 def render_scene_file(scene: str | Path, out: str | Path, assets: str | None = None) -> Path:

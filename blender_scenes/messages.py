@@ -318,9 +318,6 @@ def _said(e: _Error, data, table: str) -> Problem:
         if not path and (m := _FIELD_FIRST.fullmatch(message)):
             return Problem(m[1], m[2])
         return Problem(dotted(path), message)
-    if kind == "json_invalid" and isinstance(e.raw.get("input"), str):   # a reader with lines says it better
-        line, column, reason = json_position(e.raw["input"], e.raw.get("ctx", {}).get("error", ""))
-        return Problem("", f"not valid JSON at line {line} column {column} ({reason})")
     if kind == "missing" and path and isinstance(path[-1], str):
         return Problem(dotted(path), f"missing (expected {expectation(nodes[-1], table)})")
     if path and isinstance(path[-1], int) and typing.get_origin(nodes[-2][0]) is tuple:
@@ -331,8 +328,6 @@ def _said(e: _Error, data, table: str) -> Problem:
     expected = expectation(nodes[-1], table)
     if kind == "finite_number":
         expected = expected.replace("a number", "a finite number", 1)
-    if kind == "string_unicode":
-        expected = "UTF-8 text"
     return Problem(dotted(path), f"expected {expected}, got {shown(value)}" + _did_you_mean(value, _literal_values(
         nodes[-1])))
 

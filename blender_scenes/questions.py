@@ -17,13 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
 from .files import temporary_name
-from .labels import LABELS
+from .labels import LABELS, MC_POSITIONS
 from .messages import explain, json_position, one_line, shown
 from .prompts import template_problem
 
 Task = Literal["area9", "horizontal", "vertical", "open", "left_right", "above_below", "depth", "mc"]
+#: the public benchmarks whose released files become question records (evaluation/benchmarks.py)
+Benchmark = Literal["vsr", "cvbench", "whatsup", "blink"]
 #: where a record's question comes from: our renders, COCO boxes, or a public benchmark's released files
-Source = Literal["synthetic", "coco", "vsr", "cvbench", "whatsup", "blink"]
+Source = Literal["synthetic", "coco", Benchmark]
 
 
 class QuestionRecord(BaseModel):
@@ -177,8 +179,6 @@ def _record_error(err: ValidationError, line: str, where: str) -> str:
 
 def mc_problem(options: list[str], answer: str) -> str | None:
     """What is wrong with a multiple-choice (`mc`) record's options and answer (field, expectation), or None."""
-    from .labels import MC_POSITIONS
-
     if not 2 <= len(options) <= len(MC_POSITIONS):
         return f"field 'options': expected 2 to {len(MC_POSITIONS)} options for task 'mc', got {len(options)}"
     folded = [" ".join(o.lower().split()) for o in options]
@@ -189,13 +189,14 @@ def mc_problem(options: list[str], answer: str) -> str | None:
     return None
 
 
-def resolve_image(record: QuestionRecord, questions_path: str | Path) -> Path:
-    """A record's image path: absolute as given, else relative to the dataset root of its file.
-
-    The root is the folder above `questions/` for our datasets, else the file's own folder."""
-    image = Path(record.image)
-    if image.is_absolute():
-        return image
+def dataset_root(questions_path: str | Path) -> Path:
+    """The dataset root of a question file, where its relative image paths start: the folder above `questions/`
+    for our datasets, else the file's own folder (resolved)."""
     qdir = Path(questions_path).resolve().parent
-    root = qdir.parent if qdir.name == "questions" else qdir
-    return root / image
+    return qdir.parent if qdir.name == "questions" else qdir
+
+
+def resolve_image(record: QuestionRecord, questions_path: str | Path) -> Path:
+    """A record's image path: absolute as given, else relative to the dataset root of its file."""
+    image = Path(record.image)
+    return image if image.is_absolute() else dataset_root(questions_path) / image

@@ -15,16 +15,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, get_args
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_bytes
-from blender_scenes.labels import LABELS
-from blender_scenes.questions import balanced_indices, mc_problem, shuffle, write_jsonl
+from blender_scenes.labels import LABELS, MC_POSITIONS
+from blender_scenes.questions import Benchmark, balanced_indices, mc_problem, shuffle, write_jsonl
 
-from .imagefiles import missing_files
+from .imagefiles import image_kind, missing_files
 
-BENCHMARKS = ("vsr", "cvbench", "whatsup", "blink")
+BENCHMARKS = get_args(Benchmark)
 
 # VSR's relation -> meta-category table, verbatim from cambridgeltl/visual-spatial-reasoning
 # analysis_scripts/rel_meta_category_dict.txt @ b27a0af0ee1462d2b6b92c8c83e869d9254a241a (read by
@@ -60,10 +60,8 @@ VSR_OPTIONS = ["true", "false"]
 #: What'sUp: the captions are the options
 WHATSUP_QUESTION = "Which caption describes the image?"
 
-_LETTER = re.compile(r"^\(([A-J])\)$")
+_LETTER = re.compile(rf"^\(([{''.join(MC_POSITIONS)}])\)$")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,150}")   # a written image's name: no folder, no dot first
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
-               (b"BM", "bmp"))
 
 
 @dataclass
@@ -72,15 +70,10 @@ class _Row:
     or bytes to write beside the out file)."""
     where: str
     record: dict[str, Any]
-    image_path: Path | None = None
+    candidates: list[Path] = field(default_factory=list)   # where its image may be, in order (checked at once)
+    image_path: Path | None = None   # the first candidate that is there (else the first), absolute
     image_bytes: bytes | None = None
     image_name: str | None = None   # file name (without extension) for written bytes
-
-
-@dataclass
-class _Import:
-    name: str
-    rows: list[_Row] = field(default_factory=list)
 
 
 def _bad(where: str, key: str, expected: str, got: Any) -> InputError:
@@ -142,11 +135,10 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield i, row
 
 
-def _find_image(images: Path | None, *names: str) -> Path:
-    """The first of `images/name` that exists (else the first), absolute."""
+def _candidates(images: Path | None, *names: str) -> list[Path]:
+    """`images/name` for each name: where a row's image may be, the first that exists wins."""
     base = Path(images) if images is not None else Path(".")
-    candidates = [(base / n).resolve() for n in names if n]
-    return next((c for c in candidates if c.is_file()), candidates[0])
+    return [base / n for n in names if n]
 
 
 def _image_struct(value: Any, where: str, key: str) -> bytes | None:
@@ -160,20 +152,18 @@ def _image_struct(value: Any, where: str, key: str) -> bytes | None:
 
 
 def _extension(data: bytes, where: str) -> str:
-    for signature, ext in _SIGNATURES:
-        if data.startswith(signature):
-            return ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
+    ext = image_kind(data)
+    if ext is not None:
+        return ext
     raise InputError(f"{where}: field 'image': bytes of an unknown image format (expected PNG, JPEG, GIF, BMP, WebP)")
 
 
 def _letter_answer(row: dict, choices: list[str], where: str) -> str:
     answer = row.get("answer")
     match = _LETTER.match(answer) if isinstance(answer, str) else None
-    if not match or ord(match.group(1)) - ord("A") >= len(choices):
-        raise _bad(where, "answer", f"a letter in parentheses, (A) to ({chr(ord('A') + len(choices) - 1)})", answer)
-    return choices[ord(match.group(1)) - ord("A")]
+    if not match or MC_POSITIONS.index(match.group(1)) >= len(choices):
+        raise _bad(where, "answer", f"a letter in parentheses, (A) to ({MC_POSITIONS[len(choices) - 1]})", answer)
+    return choices[MC_POSITIONS.index(match.group(1))]
 
 
 def _choices(row: dict, where: str) -> list[str]:
@@ -185,11 +175,11 @@ def _choices(row: dict, where: str) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------- VSR
 
-def vsr_rows(path: Path, images: Path | None) -> _Import:
+def vsr_rows(path: Path, images: Path | None) -> list[_Row]:
     """VSR data/splits/{random,zeroshot}/{train,dev,test}.jsonl (or data_files/*.jsonl): one true/false question
     per caption; label 1 = the caption is true of the image."""
     split = path.stem
-    out = _Import("vsr")
+    out: list[_Row] = []
     for lineno, row in _jsonl_rows(path):
         where = f"{path}:{lineno}"
         image, caption, relation = (_string(row, k, where) for k in ("image", "caption", "relation"))
@@ -200,7 +190,7 @@ def vsr_rows(path: Path, images: Path | None) -> _Import:
         record = _record("vsr", f"vsr-{split}-{lineno:05d}", split, VSR_QUESTION.format(caption=caption),
                          list(VSR_OPTIONS), "true" if label == 1 else "false", categories,
                          {"line": lineno, "image": image, "caption": caption, "label": label}, where)
-        out.rows.append(_Row(where, record, image_path=_find_image(images, image)))
+        out.append(_Row(where, record, candidates=_candidates(images, image)))
     return out
 
 
@@ -210,13 +200,13 @@ def vsr_rows(path: Path, images: Path | None) -> _Import:
 RELATION_CHOICES = {frozenset(LABELS[task]): task for task in ("left_right", "above_below")}
 
 
-def cvbench_rows(path: Path, images: Path | None) -> _Import:
+def cvbench_rows(path: Path, images: Path | None) -> list[_Row]:
     """CV-Bench test_2d / test_3d (.jsonl: images under --images by `filename`; .parquet: images embedded).
     The answer "(C)" indexes `choices`; categories task, type, source (the official score is per source). A row
     whose choices are left/right or above/below becomes a `left_right` / `above_below` question (our relation
     parser reads it); every other row is `mc`."""
     parquet = path.suffix == ".parquet"
-    out = _Import("cvbench")
+    out: list[_Row] = []
     for i, row in (_parquet_rows(path) if parquet else _jsonl_rows(path)):
         where = f"{path}: row {i}" if parquet else f"{path}:{i}"
         question, task, kind, source = (_string(row, k, where) for k in ("question", "task", "type", "source"))
@@ -233,12 +223,12 @@ def cvbench_rows(path: Path, images: Path | None) -> _Import:
         if relation:   # a Relation row whose choices are our relation labels: asked and read as that task
             record.update(task=relation, answer=answer.strip().lower(), options=[c.strip().lower() for c in choices])
         if parquet:
-            out.rows.append(_Row(where, record, image_bytes=_image_struct(row.get("image"), where, "image"),
+            out.append(_Row(where, record, image_bytes=_image_struct(row.get("image"), where, "image"),
                                  image_name=rid))
         else:
             filename = _string(row, "filename", where)
             fallback = filename[len("img/"):] if filename.startswith("img/") else ""
-            out.rows.append(_Row(where, record, image_path=_find_image(images, filename, fallback)))
+            out.append(_Row(where, record, candidates=_candidates(images, filename, fallback)))
     return out
 
 
@@ -278,7 +268,7 @@ def _whatsup_preposition(kind: str, two: bool, image_path: str, caption: str) ->
     return "behind" if "behind" in caption else "top"
 
 
-def whatsup_rows(path: Path, images: Path | None, seed: int = 0) -> _Import:
+def whatsup_rows(path: Path, images: Path | None) -> list[_Row]:
     """What'sUp controlled_{images,clevr}_dataset.json ({image_path, caption_options}) and
     {coco,vg}_qa_{one,two}_obj.json ([image_id, correct, wrong]); the first caption is the correct one. The
     options are shuffled after any dropped row is gone (`balance_whatsup`)."""
@@ -289,7 +279,7 @@ def whatsup_rows(path: Path, images: Path | None, seed: int = 0) -> _Import:
         raise InputError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
     kind = _whatsup_kind(path.stem, data)
     two = "two" in path.stem
-    out = _Import("whatsup")
+    out: list[_Row] = []
     for i, row in enumerate(data):
         where = f"{path}: row {i}"
         if kind.startswith("controlled"):
@@ -300,7 +290,7 @@ def whatsup_rows(path: Path, images: Path | None, seed: int = 0) -> _Import:
             if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
                 raise _bad(where, "caption_options", "a list of strings", captions)
             relative = image_path[len("data/"):] if image_path.startswith("data/") else image_path
-            image = _find_image(images, relative, Path(image_path).name)
+            image = _candidates(images, relative, Path(image_path).name)
             original = {"row": i, "image_path": image_path}
         else:
             if not (isinstance(row, list) and len(row) == 3 and all(isinstance(c, str) for c in row[1:])
@@ -309,7 +299,7 @@ def whatsup_rows(path: Path, images: Path | None, seed: int = 0) -> _Import:
             captions = list(row[1:])
             name = f"{str(row[0]).zfill(12) if kind == 'coco' else row[0]}.jpg"
             folder = "val2017" if kind == "coco" else "vg_images"
-            image = _find_image(images, name, f"{folder}/{name}")
+            image = _candidates(images, name, f"{folder}/{name}")
             image_path = name
             original = {"row": i, "image_id": row[0]}
         if not captions:
@@ -318,7 +308,7 @@ def whatsup_rows(path: Path, images: Path | None, seed: int = 0) -> _Import:
                       "preposition": _whatsup_preposition(kind, two, image_path, captions[0])}
         record = _record("whatsup", f"whatsup-{path.stem}-{i:05d}", "test", WHATSUP_QUESTION, list(captions),
                          captions[0], categories, original, where)
-        out.rows.append(_Row(where, record, image_path=image))
+        out.append(_Row(where, record, candidates=image))
     return out
 
 
@@ -340,11 +330,11 @@ def balance_whatsup(records: list[dict], seed: int) -> None:
 
 # ----------------------------------------------------------------------------------------------------- BLINK
 
-def blink_rows(path: Path, images: Path | None) -> _Import:
+def blink_rows(path: Path, images: Path | None) -> list[_Row]:
     """BLINK <Sub_Task>/val-00000-of-00001.parquet: one image question per row (image_1 embedded), the answer
     "(A)" indexing `choices`. The test split's answers are hidden, so a file with hidden answers is refused."""
     config = path.parent.name
-    out = _Import("blink")
+    out: list[_Row] = []
     for i, row in _parquet_rows(path):
         where = f"{path}: row {i}"
         if row.get("answer") == "hidden":
@@ -361,7 +351,7 @@ def blink_rows(path: Path, images: Path | None) -> _Import:
         rid = f"blink-{idx}"
         record = _record("blink", rid, split, question, list(choices), answer, {"sub_task": sub_task},
                          {"idx": idx, "answer": row["answer"]}, where)
-        out.rows.append(_Row(where, record, image_bytes=_image_struct(row.get("image_1"), where, "image_1"),
+        out.append(_Row(where, record, image_bytes=_image_struct(row.get("image_1"), where, "image_1"),
                              image_name=idx))
     return out
 
@@ -374,24 +364,29 @@ def write_benchmark_questions(name: str, file: str | Path, out: str | Path, imag
     path, out = Path(file), Path(out)
     images = Path(images) if images is not None else None
     if name == "vsr":
-        imported = vsr_rows(path, images)
+        rows = vsr_rows(path, images)
     elif name == "cvbench":
-        imported = cvbench_rows(path, images)
+        rows = cvbench_rows(path, images)
     elif name == "whatsup":
-        imported = whatsup_rows(path, images, seed)
+        rows = whatsup_rows(path, images)
     elif name == "blink":
-        imported = blink_rows(path, images)
+        rows = blink_rows(path, images)
     else:
         raise InputError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")
-    rows = imported.rows
     seen: dict[str, str] = {}
     for row in rows:
         rid = row.record["id"]
         if rid in seen:
             raise InputError(f"{row.where}: field 'id': {rid!r} is also the id of {seen[rid]} (expected unique rows)")
         seen[rid] = row.where
-    absent = set(missing_files(r.image_path for r in rows if r.image_path is not None))   # one listing per folder
-    missing = [r for r in rows if (r.image_bytes is None and r.image_path is None) or r.image_path in absent]
+    absent = set(missing_files(c for r in rows for c in r.candidates))   # one listing per folder, not a stat a file
+    missing = []
+    for r in rows:
+        found = [c for c in r.candidates if c not in absent]
+        if r.candidates:
+            r.image_path = (found or r.candidates)[0].resolve()
+        if not found and r.image_bytes is None:
+            missing.append(r)
     if missing and not skip_missing:
         first = missing[0]
         what = first.image_path if first.image_path is not None else "no image bytes"
@@ -425,6 +420,6 @@ def write_benchmark_questions(name: str, file: str | Path, out: str | Path, imag
             categories.setdefault(key, Counter())[value] += 1
     return {"benchmark": name, "file": str(path), "out": str(out), "records": len(kept),
             "dropped_missing_image": len(missing), "images_written": written,
-            "correct_position": dict(sorted(Counter("ABCDEFGHIJ"[r.record["options"].index(r.record["answer"])]
+            "correct_position": dict(sorted(Counter(MC_POSITIONS[r.record["options"].index(r.record["answer"])]
                                                     for r in kept).items())),
             "categories": {k: dict(sorted(c.items())) for k, c in sorted(categories.items())}}

@@ -48,6 +48,7 @@ from blender_scenes.labels import (
 from blender_scenes.questions import (
     QuestionRecord,
     balanced_indices,
+    dataset_root,
     describe,
     options_with_answer,
     question_text,
@@ -669,9 +670,7 @@ def coco_questions(instances: str | Path, settings: CocoQuestionSettings | None 
 def _relative_to_root(images: Path, out: Path) -> str:
     """A relative --images folder (given from the working directory) rewritten relative to the question
     file's dataset root, where `resolve_image` looks for relative image paths."""
-    out_dir = out.resolve().parent
-    root = out_dir.parent if out_dir.name == "questions" else out_dir
-    return os.path.relpath(images.resolve(), root)
+    return os.path.relpath(images.resolve(), dataset_root(out))
 
 
 def write_coco_questions(instances: str | Path, out: str | Path, images: str | Path | None = None,

@@ -108,6 +108,7 @@ def _load(questions: list[str | Path], out: Path) -> list[_Source]:
         raise InputError("no question files given (expected at least one *.jsonl)")
     _check_out(out)
     sources: list[_Source] = []
+    checked: set[Path] = set()   # a scene's image serves several questions: decoded once
     check_names([Path(q) for q in questions], out, harness_name)
     for path in map(Path, questions):
         name = harness_name(path)
@@ -127,7 +128,9 @@ def _load(questions: list[str | Path], out: Path) -> list[_Source]:
                 raise InputError(f"{where}: field 'options': {len(record.options)} options (expected at most "
                                  f"{len(LETTERS)}, one letter each)")
             image = resolve_image(record, path)
-            check_image(image, where)
+            if image not in checked:
+                check_image(image, where)
+                checked.add(image)
             items.append(_Item(index, record, image))
         sources.append(_Source(path, name, items))
     return sources

@@ -1,7 +1,7 @@
-"""Which of many image files exist, for the question importers (COCO, the benchmarks) that refuse records
+"""Image files: which of many exist, for the question importers (COCO, the benchmarks) that refuse records
 pointing nowhere: one `os.scandir` per folder instead of a stat per file, so checking the 118k images of
-train2017 costs one directory listing. Paths are handled as strings (pathlib per file costs more than the
-listing). No bpy, no torch."""
+train2017 costs one directory listing (paths are handled as strings: pathlib per file costs more than the
+listing); and an image's format from its first bytes. No bpy, no torch."""
 from __future__ import annotations
 
 import os
@@ -33,6 +33,22 @@ def _files_in(folder: str) -> set[str]:
             return {e.name for e in entries if e.is_file()}
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return set()
+
+
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+               (b"BM", "bmp"))
+#: the media type of each kind `image_kind` tells
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "bmp": "image/bmp", "webp": "image/webp"}
+
+
+def image_kind(data: bytes) -> str | None:
+    """The format of an image file's bytes, from its first bytes (png, jpg, gif, bmp, webp), or None."""
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
 
 
 def count_line(missing: int, total: int) -> str:

@@ -28,14 +28,10 @@ def task_labels(task: str, positions: int = len(MC_POSITIONS)) -> tuple[str, ...
     return DEPTH_LABELS if task == "depth" else LABELS[task]
 
 
-def depth_class(option: str | None, options: list[str]) -> str | None:
-    """'first' / 'second' for an option of a depth question (None stays None: unparseable)."""
-    return None if option is None else DEPTH_LABELS[options.index(option)]
-
-
-def mc_class(option: str | None, options: list[str]) -> str | None:
-    """'A', 'B', ... for an option of a multiple-choice question (None stays None: unparseable)."""
-    return None if option is None else MC_POSITIONS[options.index(option)]
+def option_class(option: str | None, options: list[str], labels: tuple[str, ...]) -> str | None:
+    """The class of a depth or mc answer, its option's position: 'first' / 'second', or 'A', 'B', ... (`labels`:
+    `task_labels`); None stays None (unparseable)."""
+    return None if option is None else labels[options.index(option)]
 
 
 def confusion_matrix(pairs: Iterable[tuple[str, str | None]], task: str,

@@ -30,7 +30,7 @@ from .backends.transformers_backend import (batches, check_model_source, check_p
 from .parallel import Part, barrier, leave, this_part
 from .probe_fit import CI_METHOD, check_folds, fit_probes
 from .rundir import shard_name
-from .runner import RunSettings, load_run_questions, run_record
+from .runner import RunSettings, check_settings, load_run_questions, run_record
 
 PROBE, FIGURE, CACHE = "probe.json", "probe.png", "hidden_states.npz"
 # settings that change the hidden states; the cache is reused only when all of them match
@@ -51,9 +51,7 @@ class ProbeSettings(RunSettings):
 def probe_questions(settings: ProbeSettings) -> list[tuple[QuestionRecord, Path]]:
     """The first `limit` records of the task, each with its image (the runner's checks: ids unique, images
     exist); every answer needs at least `folds` records."""
-    for option, value in (("--batch-size", settings.batch_size), ("--limit", settings.limit)):
-        if value is not None and value < 1:
-            raise InputError(f"{option}: expected a positive integer, got {value}")
+    check_settings(settings)
     # the limit applies to the task's records, after filtering, so the runner reads the whole file
     items = load_run_questions(replace(settings, limit=None))
     items = [(record, image) for record, image in items if record.task == settings.task]

@@ -161,7 +161,7 @@ def merge_run(run_dir: str | Path, ids: list[str]) -> dict:
         for part in parts:   # merged under the run's lock, so no part still runs: one that says so was killed
             if part.get("status") == "running":
                 part["status"] = "killed"
-        run = {k: v for k, v in {**parts[-1], **run}.items() if k not in _PART_KEYS or k == "parts"}
+        run = {k: v for k, v in {**parts[-1], **run}.items() if k not in _PART_KEYS}
         # parts merged by an earlier `score` (an array resubmitted in pieces) stay listed, each under its name
         run["parts"] = {**(run.get("parts") or {}),
                         **{path.name.removesuffix(".run.json"): {k: part.get(k) for k in _PART_KEYS if k in part}

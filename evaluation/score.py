@@ -12,10 +12,10 @@ from typing import Any
 
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json
-from blender_scenes.labels import ALL_TASKS, AREAS, LABELS, MC_POSITIONS, area_of_box
+from blender_scenes.labels import ALL_TASKS, AREAS, LABELS, area_of_box
 from blender_scenes.questions import QuestionRecord, read_questions, write_jsonl
 
-from .metrics import accuracy_by_area9, depth_class, mc_class, task_metrics
+from .metrics import accuracy_by_area9, option_class, task_labels, task_metrics
 from .parse import parse_answer
 from .report import write_heatmap
 from .rundir import METRICS, PREDICTIONS, RUN, read_predictions, read_run_info, run_title
@@ -95,11 +95,9 @@ def run_metrics(rows: list[dict], by_id: dict[str, QuestionRecord] | None = None
         if task in ("depth", "mc"):   # classes are the options' positions
             if by_id is None:
                 raise ValueError(f"{task} metrics need the question records (their options)")
-            position = depth_class if task == "depth" else mc_class
-            pairs = [(position(a, by_id[r["id"]].options), position(p, by_id[r["id"]].options))
+            labels = task_labels(task, max(len(by_id[r["id"]].options) for r in task_rows))
+            pairs = [(option_class(a, by_id[r["id"]].options, labels), option_class(p, by_id[r["id"]].options, labels))
                      for r, (a, p) in zip(task_rows, pairs)]
-            if task == "mc":
-                labels = MC_POSITIONS[:max(len(by_id[r["id"]].options) for r in task_rows)]
         out[task] = task_metrics(pairs, task, bootstrap, seed, labels)
         if task in ("horizontal", "vertical") and by_id:
             areas = [true_area(by_id[r["id"]]) for r in task_rows]

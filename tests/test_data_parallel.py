@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from scenes2real.cli import cli as scenes2real
+from tests.clirun import invoke, run_in_process
 from tests.processes import ROOT, cli, ok
 from tests.question_sets import write_mixed_questions
 from tests.test_locks import holding, refused
@@ -33,11 +32,7 @@ def questions(tmp_path_factory) -> Path:
 
 def run_cli(*args) -> str:
     """`scenes2real ...` in this process; its output, asserting exit status 0."""
-    result = CliRunner().invoke(scenes2real, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result.output
+    return run_in_process(*args).output
 
 
 def torchrun(n: int, *args) -> subprocess.Popen:
@@ -189,9 +184,8 @@ def test_a_shard_resumed_with_other_settings_is_refused(tmp_path, reference, que
     model, _ = reference
     run = tmp_path / "array"
     run_cli("evaluate", "--model", model, "--questions", questions, "--out", run, "--shard", "0/2", "--limit", 6)
-    result = CliRunner().invoke(scenes2real, ["evaluate", "--model", str(model), "--questions", str(questions),
-                                              "--out", str(run), "--shard", "1/2", "--limit", "6",
-                                              "--max-new-tokens", "3"])
+    result = invoke("evaluate", "--model", model, "--questions", questions, "--out", run, "--shard", "1/2",
+                    "--limit", 6, "--max-new-tokens", 3)
     assert result.exit_code == 2 and "0-of-2.run.json: field 'max_new_tokens'" in result.output, result.output
 
 

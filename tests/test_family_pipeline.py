@@ -8,18 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from scenes2real.cli import cli
+from tests.clirun import run_in_process
 from vlm_train.families import FAMILIES
 
 
 def run(*args) -> str:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result.stdout
+    return run_in_process(*args).stdout
 
 
 def raw_answers(run_dir: Path) -> dict[str, str]:

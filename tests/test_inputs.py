@@ -8,23 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from blender_scenes.plan import plan
 from blender_scenes.config import load_preset
 from blender_scenes.questions import read_questions
-from scenes2real.cli import cli
+from tests.clirun import invoke, run_in_process as ok
 from tests.coco_fixtures import hard_case_instances, write_instances
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def last_line(result) -> str:

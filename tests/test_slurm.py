@@ -216,6 +216,17 @@ def _submit(cluster: Cluster, *args, env: dict, cwd: Path) -> str:
     return sub.stdout.strip().split(";")[0]
 
 
+def _array_then_score(cluster: Cluster, tasks: str, logs: Path, model: Path, questions: Path, run: Path,
+                      options: tuple, *extra: str, env: dict, cwd: Path) -> tuple[str, str, dict, dict, dict[str, str]]:
+    """evaluate-array.sbatch as `--array=TASKS` and score.sbatch after it (afterok), both waited for: the two job
+    ids, their task states and the job logs (`_job_logs`)."""
+    array_id = _submit(cluster, f"--array={tasks}", "--cpus-per-task=1", *extra, f"--output={logs}/evaluate-%A_%a.out",
+                       SLURM_DOCS / "evaluate-array.sbatch", model, questions, run, *options, env=env, cwd=cwd)
+    score_id = _submit(cluster, f"--dependency=afterok:{array_id}", f"--output={logs}/score-%j.out",
+                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=cwd)
+    return array_id, score_id, cluster.wait(array_id), cluster.wait(score_id), _job_logs(logs)
+
+
 def _job_logs(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob("*.out"))}
 
@@ -306,12 +317,8 @@ def test_evaluate_array_matches_one_run(slurm, tmp_path, questions, tiny_checkpo
 
     logs, run = tmp_path / "logs", tmp_path / "array"
     logs.mkdir()
-    array_id = _submit(slurm, f"--array=0-{SHARDS - 1}", "--cpus-per-task=1", f"--output={logs}/evaluate-%A_%a.out",
-                       SLURM_DOCS / "evaluate-array.sbatch", model, questions, run, *options, env=env, cwd=tmp_path)
-    score_id = _submit(slurm, f"--dependency=afterok:{array_id}", f"--output={logs}/score-%j.out",
-                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
-    array_states, score_states = slurm.wait(array_id), slurm.wait(score_id)
-    job_logs = _job_logs(logs)
+    array_id, score_id, array_states, score_states, job_logs = _array_then_score(
+        slurm, f"0-{SHARDS - 1}", logs, model, questions, run, options, env=env, cwd=tmp_path)
     shown = "".join(f"\n--- {name}\n{text}" for name, text in job_logs.items())
     assert array_states == {str(k): "COMPLETED" for k in range(SHARDS)}, f"array: {array_states}{shown}"
     assert score_states == {score_id: "COMPLETED"}, f"score: {score_states}{shown}{slurm.logs()}"
@@ -334,31 +341,25 @@ def test_evaluate_array_matches_one_run(slurm, tmp_path, questions, tiny_checkpo
     # answers its questions, and scoring again completes the run
     logs, run = tmp_path / "logs-resubmit", tmp_path / "resubmit"
     logs.mkdir()
-    first_id = _submit(slurm, "--array=0,2", "--cpus-per-task=1", f"--export=ALL,SHARDS={SHARDS}",
-                       f"--output={logs}/evaluate-%A_%a.out", SLURM_DOCS / "evaluate-array.sbatch", model,
-                       questions, run, *options, env=env, cwd=tmp_path)
-    score_id = _submit(slurm, f"--dependency=afterok:{first_id}", f"--output={logs}/score-%j.out",
-                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
-    first_states, score_states = slurm.wait(first_id), slurm.wait(score_id)
-    shown = "".join(f"\n--- {name}\n{text}" for name, text in _job_logs(logs).items())
+    first_id, score_id, first_states, score_states, job_logs = _array_then_score(
+        slurm, "0,2", logs, model, questions, run, options, f"--export=ALL,SHARDS={SHARDS}", env=env,
+        cwd=tmp_path)
+    shown = "".join(f"\n--- {name}\n{text}" for name, text in job_logs.items())
     assert first_states == {"0": "COMPLETED", "2": "COMPLETED"}, f"array: {first_states}{shown}"
     assert score_states == {score_id: "FAILED"}, f"score of an incomplete run: {score_states}{shown}"
     missing = N_QUESTIONS // SHARDS
-    assert f"run is incomplete ({missing} questions missing, 0 failed)" in _job_logs(logs)[f"score-{score_id}.out"]
+    assert f"run is incomplete ({missing} questions missing, 0 failed)" in job_logs[f"score-{score_id}.out"]
     info = json.loads((run / "run.json").read_text())
     assert (info["status"], info["missing"]) == ("incomplete", missing), info
     assert [r["id"] for r in _rows(run)] == [i for n, i in enumerate(ids) if n % SHARDS != 1]
 
-    again_id = _submit(slurm, "--array=1", "--cpus-per-task=1", f"--export=ALL,SHARDS={SHARDS}",
-                       f"--output={logs}/evaluate-%A_%a.out", SLURM_DOCS / "evaluate-array.sbatch", model,
-                       questions, run, *options, env=env, cwd=tmp_path)
-    score_id = _submit(slurm, f"--dependency=afterok:{again_id}", f"--output={logs}/score-%j.out",
-                       SLURM_DOCS / "score.sbatch", run, questions, env=env, cwd=tmp_path)
-    again_states, score_states = slurm.wait(again_id), slurm.wait(score_id)
-    shown = "".join(f"\n--- {name}\n{text}" for name, text in _job_logs(logs).items())
+    again_id, score_id, again_states, score_states, job_logs = _array_then_score(
+        slurm, "1", logs, model, questions, run, options, f"--export=ALL,SHARDS={SHARDS}", env=env,
+        cwd=tmp_path)
+    shown = "".join(f"\n--- {name}\n{text}" for name, text in job_logs.items())
     assert again_states == {"1": "COMPLETED"}, f"resubmitted task: {again_states}{shown}"
     assert score_states == {score_id: "COMPLETED"}, f"score: {score_states}{shown}"
-    assert f"shard 1/{SHARDS} done in " in _job_logs(logs)[f"evaluate-{again_id}_1.out"]
+    assert f"shard 1/{SHARDS} done in " in job_logs[f"evaluate-{again_id}_1.out"]
     assert _rows(run) == want
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 

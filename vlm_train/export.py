@@ -14,6 +14,7 @@ from typing import Literal
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_json, atomic_write_text, read_json
 from blender_scenes.prompts import chat_turns
+from blender_scenes.questions import dataset_root
 
 from .data import ChatExample, load_examples
 
@@ -38,9 +39,7 @@ def trl_row(ex: ChatExample) -> dict:
 
 def dataset_name(questions: Path) -> str:
     """`train` for `.../questions/train.jsonl`; the dataset folder's name is prefixed to tell datasets apart."""
-    qdir = questions.resolve().parent
-    root = qdir.parent if qdir.name == "questions" else qdir
-    return f"{root.name}_{questions.stem}"
+    return f"{dataset_root(questions).name}_{questions.stem}"
 
 
 def check_names(questions: list[Path], out: Path, name_of=None) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blender_scenes.audit.blocks import table_markdown
 from blender_scenes.errors import InputError
 from blender_scenes.labels import TASK_FAMILIES
 from blender_scenes.files import atomic_write_text, staged_folder
@@ -107,10 +108,11 @@ def question_files(root: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def image_of(root: Path, image: str, where: str) -> Path:
-    """A record's image, which must lie inside the dataset (paths come from file content)."""
-    path = (root / image).resolve()
-    if not path.is_relative_to(root.resolve()):
+def image_of(root: Path, resolved_root: Path, image: str, where: str) -> Path:
+    """A record's image, which must lie inside the dataset `root` (`resolved_root`: it resolved, once for all
+    records; paths come from file content)."""
+    path = (resolved_root / image).resolve()
+    if not path.is_relative_to(resolved_root):
         raise InputError(f"{where}: field 'image': {image!r} lies outside the dataset {root} (expected "
                          "images/SPLIT/ID.png)")
     return path
@@ -123,10 +125,11 @@ def rows_of(root: Path) -> dict[tuple[str, str], list[dict]]:
     from blender_scenes.questions import read_questions
 
     out: dict[tuple[str, str], list[dict]] = {}
+    resolved = root.resolve()   # once: resolve() costs a system call per path component
     for split, path in question_files(root):
         for record in read_questions(path):
             where = f"{path} (id {record.id})"
-            image = image_of(root, record.image, where)
+            image = image_of(root, resolved, record.image, where)
             try:
                 size = image.stat().st_size
             except OSError as err:
@@ -250,13 +253,6 @@ def card_header(shards: list[Shard], n_rows: int, name: str) -> str:
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
 
 
-def _md_table(head: list[str], rows: list[list]) -> list[str]:
-    def cell(v) -> str:
-        return str(v).replace("|", "\\|")
-    return ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(map(cell, r)) + " |" for r in rows), ""]
-
-
 def _ratio(x) -> str:
     return "-" if x is None else f"{x:.3g}"
 
@@ -284,11 +280,11 @@ def _design_lines(cfg, manifest: dict) -> list[str]:
                 if cfg.splits.heldout else ""),
              f"- tasks: {', '.join(f'`{t}`' for t in cfg.questions.tasks)}; objects named by "
              f"{' + '.join(cfg.questions.describe)}", "",
-             "Factors and levels:", "", *_md_table(["factor", "levels"], rows)]
+             "Factors and levels:", "", table_markdown(["factor", "levels"], rows)]
     return lines
 
 
-def _split_lines(split: str, summary: dict, cfg) -> list[str]:
+def _split_lines(split: str, summary: dict) -> list[str]:
     from blender_scenes.labels import AREAS
 
     out = [f"### {split}", ""]
@@ -297,14 +293,14 @@ def _split_lines(split: str, summary: dict, cfg) -> list[str]:
         areas = targets["area"]
         grid = [[areas["counts"].get(AREAS[3 * r + c], 0) for c in range(3)] for r in range(3)]
         out += [f"Target areas (ratio max/min {_ratio(areas.get('ratio'))}):", "",
-                *_md_table(["", "left", "center", "right"],
+                table_markdown(["", "left", "center", "right"],
                            [[name, *grid[i]] for i, name in enumerate(("top", "center", "bottom"))])]
     factor_rows = [[k, ", ".join(f"{lv}: {n}" for lv, n in v["counts"].items()), _ratio(v.get("ratio"))]
                    for k, v in targets.items() if k not in ("area", "cell")]
-    out += ["Targets per factor level:", "", *_md_table(["factor", "counts", "max/min"], factor_rows)]
+    out += ["Targets per factor level:", "", table_markdown(["factor", "counts", "max/min"], factor_rows)]
     answers = summary["answers"]
     out += ["Answers per task:", "",
-            *_md_table(["task", "answers", "max/min"],
+            table_markdown(["task", "answers", "max/min"],
                        [[f"`{t}`", ", ".join(f"{a}: {n}" for a, n in e["answers"].items()), _ratio(e.get("ratio"))]
                         for t, e in answers.items()])]
     positions = [[f"`{t}`", ", ".join(f"{i}: {n}" for i, n in e["option_index"].items() if i != "-1"),
@@ -312,7 +308,7 @@ def _split_lines(split: str, summary: dict, cfg) -> list[str]:
                  for t, e in answers.items() if "option_index" in e]
     if positions:
         out += ["Position of the correct option (0 = first):", "",
-                *_md_table(["task", "positions", "max/min"], positions)]
+                table_markdown(["task", "positions", "max/min"], positions)]
     return out
 
 
@@ -328,14 +324,14 @@ def card_body(report: dict, shards: list[Shard], rows: dict[tuple[str, str], lis
              "rendered pixels. The design crosses its factors in balance, so no position, shape, colour, size or "
              "option order is favoured.", ""]
     lines += ["## Contents", "",
-              *_md_table(["config", "tasks", *splits],
+              table_markdown(["config", "tasks", *splits],
                          [[f"`{c}`", ", ".join(f"`{t}`" for t in TASK_FAMILIES[c]
                                                if any(r["task"] == t for sp in splits for r in rows.get((c, sp), []))),
                            *(len(rows.get((c, sp), [])) for sp in splits)] for c in configs])]
     per_task = Counter((r["split"], r["task"]) for items in rows.values() for r in items)
     tasks = list(dict.fromkeys(t for (_, t) in per_task))
     lines += ["Scenes (images) and questions per split:", "",
-              *_md_table(["split", "scenes", *(f"`{t}`" for t in tasks), "questions"],
+              table_markdown(["split", "scenes", *(f"`{t}`" for t in tasks), "questions"],
                          [[sp, report["splits"][sp]["scenes_read"], *(per_task[sp, t] for t in tasks),
                            sum(per_task[sp, t] for t in tasks)] for sp in splits])]
     lines += _design_lines(cfg, manifest)
@@ -368,8 +364,8 @@ def card_body(report: dict, shards: list[Shard], rows: dict[tuple[str, str], lis
               "Counts recounted from the files by the audit; max/min is the ratio of the largest to the smallest "
               "count (1 = exactly equal).", ""]
     for sp in splits:
-        lines += _split_lines(sp, report["splits"][sp], cfg)
-    lines += ["## Fields", "", *_md_table(["column", "type", "what"], [
+        lines += _split_lines(sp, report["splits"][sp])
+    lines += ["## Fields", "", table_markdown(["column", "type", "what"], [
         ["id", "string", "question id (`SCENE-TASK`)"],
         ["image", "Image", "the rendered PNG, its bytes exactly as written by the renderer; `path` is "
                            "`images/SPLIT/SCENE.png` in the source dataset"],

@@ -68,7 +68,7 @@ def _texts(block: Block) -> tuple[str, str]:
             return ("\n".join(f"- {line}" for line in lines) + "\n",
                     "<ul>" + "".join(f"<li>{e(x)}</li>" for x in lines) + "</ul>")
         case Table(head, rows):
-            return _table_markdown(head, rows), _table_html(head, rows)
+            return table_markdown(head, rows), _table_html(head, rows)
         case Picture(name, caption, png):
             data = base64.b64encode(png).decode("ascii")
             figure = (f"<figure><img alt='{e(name)}' src='data:image/png;base64,{data}'>"
@@ -77,7 +77,8 @@ def _texts(block: Block) -> tuple[str, str]:
     raise TypeError(f"not a report block: {block!r}")
 
 
-def _table_markdown(head: list, rows: list[list]) -> str:
+def table_markdown(head: list, rows: list[list]) -> str:
+    """A Markdown table (cells with "|" escaped), ending with a newline."""
     def cell(v) -> str:
         return str(v).replace("|", "\\|")
     return "\n".join(["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]

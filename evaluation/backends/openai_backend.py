@@ -25,6 +25,7 @@ from PIL import Image
 
 from blender_scenes.errors import InputError
 
+from ..imagefiles import MEDIA_TYPES, image_kind
 from . import Answer, Question
 
 NO_KEY = "EMPTY"   # what a server started without a key accepts (vLLM's documented placeholder)
@@ -168,14 +169,10 @@ def messages(question: Question) -> list[dict[str, Any]]:
                                          {"type": "text", "text": question.prompt}]}]
 
 
-# the formats our datasets and COCO use, told by their first bytes; anything else asks PIL
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
-
-
 def data_url(path: Path) -> str:
     """The file's own bytes as a data URL, its media type from its header (the runner has checked it decodes)."""
     data = path.read_bytes()
-    media_type = next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), None)
+    media_type = MEDIA_TYPES.get(image_kind(data))   # from the first bytes; any other format asks PIL
     if media_type is None:
         with Image.open(path) as image:
             media_type = Image.MIME.get(image.format or "", "application/octet-stream")

@@ -46,7 +46,7 @@ from blender_scenes.config import SPLITS
 from blender_scenes.errors import InputError
 from blender_scenes.files import atomic_write_text, staged_folder
 from blender_scenes.labels import AREAS, area_of_box
-from blender_scenes.questions import QuestionRecord, read_questions, resolve_image
+from blender_scenes.questions import QuestionRecord, dataset_root, read_questions
 from evaluation.rundir import PREDICTIONS, RUN, read_predictions, read_run_info, run_title
 
 CHUNK = 100          # items per data/NNNN.js: a page of 50 filtered items loads at most 50 chunks of ~40 kB
@@ -176,8 +176,7 @@ class _Annotations:
     the project's one reader), looked up by the image's absolute path."""
 
     def __init__(self, qfile: Path):
-        qdir = Path(qfile).resolve().parent
-        self.root = qdir.parent if qdir.name == "questions" else qdir
+        self.root = dataset_root(qfile)
         self.splits: dict[str, dict[str, tuple[dict, list[dict], dict]]] = {}
 
     def of(self, split: str, image: Path) -> tuple[dict, list[dict], dict] | None:
@@ -197,7 +196,8 @@ class _Annotations:
 
 
 def _record_item(record: QuestionRecord, qfile: Path, boxes: _Annotations) -> tuple[dict, dict, Path]:
-    image = resolve_image(record, qfile)
+    image = Path(record.image)   # resolve_image, with the root found once per file
+    image = image if image.is_absolute() else boxes.root / image
     found = boxes.of(record.split, image)
     item = {"id": record.id, "img": None, "split": record.split, "task": record.task, "source": record.source,
             "question": record.question, "options": record.options, "answer": record.answer,

@@ -8,7 +8,7 @@ import click
 
 from blender_scenes.images import DEFAULT_MAX_IMAGE_PIXELS
 
-from .options import command_line, real_stream
+from .options import command_line, real_stream, wrote
 
 # Library modules are imported inside the commands, so that `scenes2real --help` starts in ~0.7 s, not ~1.7 s.
 
@@ -50,7 +50,7 @@ def audit_cmd(dataset, out, strict, as_json, max_ratio, compare, assets_dir, max
     if as_json:
         click.echo(json.dumps({"report_dir": report["report_dir"], "seconds": report["seconds"],
                                "passed": not failed, **report["headline"]}, indent=2))
-        click.echo(f"wrote {report['report_dir']}/report.json, report.md and report.html", err=True)
+        wrote(f"{report['report_dir']}/report.json, report.md and report.html")
     else:
         h = report["headline"]
         share = h.get("labels_verified_share")

@@ -11,7 +11,7 @@ import click
 from blender_scenes.errors import InputError
 from blender_scenes.labels import RELATION_TASKS, TASKS
 
-from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes
+from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes, wrote
 
 # the names of evaluation.backends.BACKENDS (a test says so), without importing the backends here
 BACKEND_NAMES = ("transformers", "openai")
@@ -25,11 +25,6 @@ COCO_TASK_NAMES = TASKS + tuple(t for t in RELATION_TASKS if t != "depth")
 def _count(n: int, noun: str) -> str:
     """'1 question', '4,952 questions'."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def wrote(what: str) -> None:
-    """The last line of a command whose stdout is data (JSON, a report): where it wrote, on stderr (as `compare`)."""
-    click.echo(f"wrote {what}", err=True)
 
 
 @click.group("questions")
@@ -200,7 +195,7 @@ def compare_cmd(run_dirs, out_dir):
 
     compare_runs(list(run_dirs), out_dir)
     click.echo((Path(out_dir) / "comparison.md").read_text(), nl=False)
-    click.echo(f"wrote {out_dir}/comparison.md, comparison.json and heatmaps.png", err=True)
+    wrote(f"{out_dir}/comparison.md, comparison.json and heatmaps.png")
 
 
 def evaluation_shard_job(kwargs) -> str | None:

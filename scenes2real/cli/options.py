@@ -60,6 +60,11 @@ def command_line() -> str:
     return " ".join(["scenes2real", *sys.argv[1:]])[:500]
 
 
+def wrote(what: str) -> None:
+    """The last line of a command whose stdout is data (JSON, a report): where it wrote, on stderr."""
+    click.echo(f"wrote {what}", err=True)
+
+
 def real_stream(stream) -> bool:
     """Whether `stream` is a file descriptor (a terminal, a log file, a pipe), where the progress bars go. An
     in-memory stream means a program reads the command's output in-process (click's CliRunner): it gets the

@@ -83,16 +83,15 @@ def render_cmd(config, preset, out, scene_file, splits, limit, workers, shard, r
     cfg = load_config_or_preset(config, preset, assets_dir)
     # a resumed folder keeps its recorded --split and --limit (read before the lock: the shards' key includes them)
     splits, split_note = job_splits(out, list(splits) or None, resume, cfg.digest())
-    splits = splits or []
     limit, note = job_limit(out, limit, resume, shard, cfg.digest())
     # the shards of one job (same design, --split, --limit and shard count) share the folder; nothing else does
     n = parse_shard(shard)[1]
-    job = f"render-shards:{cfg.digest()}:{sorted(splits)}:{limit}:{n}" if n > 1 else None
+    job = f"render-shards:{cfg.digest()}:{sorted(splits or [])}:{limit}:{n}" if n > 1 else None
     with output_lock(out, command_line(), job=job):
         for line in (split_note, note):
             if line:
                 click.echo(line)
-        stats = run(cfg, out, splits=list(splits) or None, limit=limit, workers=workers, shard=shard,
+        stats = run(cfg, out, splits=splits, limit=limit, workers=workers, shard=shard,
                     resume=resume, progress=not quiet)
     for split, st in stats.status.items():
         click.echo(status_line(split, st))

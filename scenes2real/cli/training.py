@@ -11,7 +11,7 @@ import click
 from vlm_train.export import FORMATS
 from vlm_train.families import FAMILIES
 
-from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes
+from .options import dtype_option, max_image_pixels_option, real_stream, trust_remote_code_option, writes, wrote
 
 HARNESS_FORMATS = ("vlmevalkit", "lmms-eval")   # evaluation/export_harness.py
 
@@ -116,7 +116,7 @@ def export_cmd(questions, fmt, out, repo):
         write = export_vlmevalkit if fmt == "vlmevalkit" else export_lmms_eval
         summary = write([Path(q) for q in questions], Path(out))
         click.echo(json.dumps(summary, indent=2, default=str))
-        click.echo(f"wrote {len(summary['files'])} files in {summary['out']}", err=True)
+        wrote(f"{len(summary['files'])} files in {summary['out']}")
         return
     from vlm_train.export import export
 
