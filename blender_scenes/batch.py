@@ -28,7 +28,7 @@ from .assets.manage import check_assets
 from .config import SPLITS, DesignFile, parse_design
 from .dataset import PLAN, DatasetLayout, read_plan, select, write_plan
 from .errors import InputError
-from .files import atomic_write_json, read_json, scratch_base
+from .files import atomic_write_json, read_json, remove_own_temporaries, scratch_base
 from .plan import SceneSpec, package_versions, plan, plan_versions
 
 _PR_SET_PDEATHSIG = 1   # linux/prctl.h
@@ -302,6 +302,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _exit_on_sigterm(signum, frame):
+    remove_own_temporaries()   # the file being written when the signal came (no `except` runs below os._exit)
     atexit._run_exitfuncs()   # the Scratch folder; not sys.exit: bpy may be mid-render in this thread
     os._exit(128 + signum)
 

@@ -13,6 +13,9 @@ from typing import Any, Iterator
 from .errors import InputError
 
 
+_writing: set[Path] = set()   # this process's temporaries not yet renamed (see `remove_own_temporaries`)
+
+
 def temporary_name(path: Path) -> Path:
     """`.NAME.HOST-PID.tmp` beside `path`: names the writer, so writers on several machines sharing one
     folder (a job array) never collide, and a leftover is recognisable as such."""
@@ -59,6 +62,7 @@ def remove_dead_temporaries(folder: Path, prefix: str = ".") -> list[Path]:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     tmp = temporary_name(path)
+    _writing.add(tmp)   # before it exists: a process ended at any point below can still remove it
     try:
         try:
             with open(tmp, "wb") as fh:
@@ -76,6 +80,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _writing.discard(tmp)
+
+
+def remove_own_temporaries() -> None:
+    """Remove the temporaries this process is writing: for a process that must end at once with `os._exit`
+    (a render worker on SIGTERM), where no `except` or `finally` runs."""
+    for tmp in list(_writing):
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

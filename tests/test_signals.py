@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.coco_fixtures import hard_case_instances, write_instances
-from tests.processes import cli, ok
+from tests.processes import ROOT, cli, ok
 from tests.test_runner import dataset  # noqa: F401  (fixture: 6 questions with their images)
 
 
@@ -62,6 +62,37 @@ def test_a_signal_ends_a_render_whole_and_it_resumes(tmp_path, signum):
        env={"SCENES2REAL_SCRATCH": str(scratch)})
     assert len(list(out.glob("scenes/*/*.json"))) == 5508
 
+
+
+_OPENAT = {"x86_64": 257, "aarch64": 56}.get(os.uname().machine)
+
+# a render worker's SIGTERM handler, caught while it writes a file: its open() of the temporary blocks on a FIFO
+# put at that name, so the signal lands mid-write every time
+_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from blender_scenes import batch
+from blender_scenes.files import atomic_write_bytes, temporary_name
+target = Path(sys.argv[1])
+os.mkfifo(temporary_name(target))
+signal.signal(signal.SIGTERM, batch._exit_on_sigterm)
+atomic_write_bytes(target, b"never written")
+"""
+
+
+@pytest.mark.skipif(_OPENAT is None, reason="the openat syscall number of this machine is not known here")
+def test_a_worker_stopped_mid_write_leaves_no_temporary(tmp_path):
+    target = tmp_path / "images" / "000001.png"
+    target.parent.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    syscall = Path(f"/proc/{proc.pid}/syscall")
+    wait_for(lambda: proc.poll() is not None or syscall.read_text().split(" ")[0] == str(_OPENAT), 60,
+             "the writer to block in open()")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    assert list(target.parent.iterdir()) == []   # neither the temporary nor the target
 
 def test_workers_exit_when_their_parent_is_killed(tmp_path):
     out, scratch = tmp_path / "ds", tmp_path / "scratch"
